@@ -1,0 +1,66 @@
+"""The metric catalogue: every family this exporter serves, in exposition order.
+
+This is the contract dashboards and alerts are written against (PRODUCT.md); the names
+follow Prometheus conventions so `promtool check metrics` has nothing to say.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # without the _total suffix of counters, as OpenMetrics names families
+    type: str  # gauge, counter, histogram or gaugehistogram
+    help: str
+
+
+UP = Family("keycloak_monitor_up", "gauge", "1 when the monitor's last collection succeeded, 0 otherwise.")
+LAST_SUCCESS = Family(
+    "keycloak_monitor_last_success_timestamp_seconds",
+    "gauge",
+    "Unix time of the monitor's last successful collection.",
+)
+DURATION = Family("keycloak_monitor_collection_duration_seconds", "histogram", "Time one collection of a realm took.")
+ERRORS = Family("keycloak_monitor_collection_errors", "counter", "Failed collections by cause (the reason label).")
+API_REQUESTS = Family(
+    "keycloak_monitor_api_requests",
+    "counter",
+    "Requests made to Keycloak by route template and HTTP status: the load the monitor puts on it.",
+)
+ACTIVE_SESSIONS = Family("keycloak_active_sessions", "gauge", "Online sessions per client.")
+OFFLINE_SESSIONS = Family("keycloak_offline_sessions", "gauge", "Offline sessions per client.")
+USER_SESSIONS = Family(
+    "keycloak_user_sessions", "gauge", "Distinct online user sessions in the realm (a session can span clients)."
+)
+CONNECTED_USERS = Family("keycloak_connected_users", "gauge", "Distinct users with at least one online session.")
+SESSION_AGE = Family("keycloak_session_age_seconds", "gaugehistogram", "Age of the current online sessions.")
+USERS = Family("keycloak_users", "gauge", "Users in the realm.")
+USER_EVENTS = Family(
+    "keycloak_user_events", "counter", "User events (LOGIN, LOGIN_ERROR, LOGOUT, ...) seen since the monitor started."
+)
+ADMIN_EVENTS = Family("keycloak_admin_events", "counter", "Admin events seen since the monitor started.")
+SESSION_DURATION = Family(
+    "keycloak_session_duration_seconds",
+    "gauge",
+    "Longest current session per user (opt-in perUser series, capped at perUser.limit).",
+)
+LAST_LOGIN = Family(
+    "keycloak_last_login_timestamp_seconds",
+    "gauge",
+    "Unix time of the latest LOGIN event per user (opt-in perUser series, capped at perUser.limit).",
+)
+
+HEALTH = (UP, LAST_SUCCESS, DURATION, ERRORS, API_REQUESTS)
+FAMILIES = (
+    *HEALTH,
+    ACTIVE_SESSIONS,
+    OFFLINE_SESSIONS,
+    USER_SESSIONS,
+    CONNECTED_USERS,
+    SESSION_AGE,
+    USERS,
+    USER_EVENTS,
+    ADMIN_EVENTS,
+    SESSION_DURATION,
+    LAST_LOGIN,
+)

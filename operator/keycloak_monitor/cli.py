@@ -1,0 +1,73 @@
+"""`keycloak-monitor standalone` (no Kubernetes) and `keycloak-monitor run` (the operator)."""
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .config import ConfigError
+from .logs import setup_logging
+from .standalone import run_standalone
+from .standalone_config import config_from_env, load_config_file
+
+log = logging.getLogger("keycloak_monitor")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default=os.environ.get("KEYCLOAK_MONITOR_HOST", "0.0.0.0"), help="listen address")
+    parser.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("LOG_FORMAT", "text"))
+    parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="keycloak-monitor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    standalone = commands.add_parser("standalone", help="run monitors from a file or environment variables")
+    standalone.add_argument("--config", type=Path, help="YAML file of monitors (default: KEYCLOAK_* variables)")
+    standalone.add_argument("--port", type=int, help="overrides the file's port and EXPORTER_PORT")
+    _common(standalone)
+
+    run = commands.add_parser("run", help="run the Kubernetes operator")
+    scope = run.add_mutually_exclusive_group()
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (default)")
+    scope.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
+    run.add_argument("--selector", "-l", default="", help="only monitors with these labels (key=value,...)")
+    run.add_argument("--port", type=int, default=int(os.environ.get("EXPORTER_PORT", "9091")))
+    _common(run)
+    return parser
+
+
+def _standalone(args: argparse.Namespace) -> int:
+    try:
+        config = load_config_file(args.config, os.environ) if args.config else config_from_env(os.environ)
+    except ConfigError as exc:
+        log.error("invalid configuration: %s", exc)
+        return 2
+    if args.port:
+        config = dataclasses.replace(config, port=args.port)
+    asyncio.run(run_standalone(config, host=args.host))
+    return 0
+
+
+def _operator(args: argparse.Namespace) -> int:
+    from .controller.main import run_operator  # kopf is only loaded for the operator
+
+    try:
+        return run_operator(namespaces=args.namespace, selector=args.selector, host=args.host, port=args.port)
+    except ConfigError as exc:
+        log.error("invalid option: %s", exc)
+        return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_format, args.log_level)
+    return _standalone(args) if args.command == "standalone" else _operator(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The monitor spec (same field names as the CRD) parsed into immutable, validated values.
+
+The CRD validates at apply time; this module validates again because standalone files and
+pre-CRD objects reach the collector without the apiserver's help.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .durations import parse_duration
+
+MIN_INTERVAL = 5.0
+MAX_PER_USER_LIMIT = 10_000
+
+
+class ConfigError(ValueError):
+    """A bad field: `field` is its dotted path, so the message can name it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class MonitorKey:
+    """Identity of a monitor; its labels on every series."""
+
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    ca_file: str | None = None
+    ca_data: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True)
+class PerUserConfig:
+    enabled: bool = False
+    limit: int = 100
+    include_email: bool = False
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where the operator finds credentials; the key names are overridable."""
+
+    name: str
+    username_key: str = "username"
+    password_key: str = "password"
+    client_id_key: str = "clientId"
+    client_secret_key: str = "clientSecret"
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    url: str
+    realm: str
+    auth_realm: str = "master"
+    interval: float = 30.0
+    timeout: float = 10.0
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    offline_sessions: bool = True
+    user_events: bool = True
+    admin_events: bool = True
+    per_user: PerUserConfig = field(default_factory=PerUserConfig)
+    credentials_secret: SecretRef | None = None
+    ca_secret: tuple[str, str] | None = None  # (secret name, key); the operator resolves it
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Either a user (password grant) or a service-account client (client_credentials)."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+
+    @property
+    def grant(self) -> str:
+        return "password" if self.username else "client_credentials"
+
+    def validate(self) -> None:
+        if self.username:
+            if not self.password:
+                raise ConfigError("credentials.password", "required with a username")
+        elif not (self.client_id and self.client_secret):
+            raise ConfigError(
+                "credentials",
+                "need username/password, or clientId/clientSecret of a service account",
+            )
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(name, "must be an object")
+    return value
+
+
+def _bool(data: Mapping[str, Any], key: str, path: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(path, f"must be true or false, got {value!r}")
+    return value
+
+
+def _str(data: Mapping[str, Any], key: str, path: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, "is required" if value is None else "must be a non-empty string")
+    return value.strip()
+
+
+def _duration(data: Mapping[str, Any], key: str, default: str) -> float:
+    try:
+        return parse_duration(data.get(key, default))
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
+
+
+def _url(data: Mapping[str, Any]) -> str:
+    url = _str(data, "url", "url")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError("url", f"must be an http:// or https:// URL, got {url!r}")
+    return url.rstrip("/")
+
+
+def _per_user(data: Mapping[str, Any]) -> PerUserConfig:
+    section = _section(data, "perUser")
+    limit = section.get("limit", 100)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PER_USER_LIMIT:
+        raise ConfigError("perUser.limit", f"must be an integer from 1 to {MAX_PER_USER_LIMIT}")
+    return PerUserConfig(
+        enabled=_bool(section, "enabled", "perUser.enabled", False),
+        limit=limit,
+        include_email=_bool(section, "includeEmail", "perUser.includeEmail", False),
+    )
+
+
+def _secret_ref(data: Mapping[str, Any]) -> SecretRef | None:
+    section = data.get("credentialsSecret")
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ConfigError("credentialsSecret", "must be an object")
+    path = "credentialsSecret"
+    return SecretRef(
+        name=_str(section, "name", f"{path}.name"),
+        username_key=_str(section, "usernameKey", f"{path}.usernameKey", "username"),
+        password_key=_str(section, "passwordKey", f"{path}.passwordKey", "password"),
+        client_id_key=_str(section, "clientIdKey", f"{path}.clientIdKey", "clientId"),
+        client_secret_key=_str(section, "clientSecretKey", f"{path}.clientSecretKey", "clientSecret"),
+    )
+
+
+def _tls(data: Mapping[str, Any]) -> tuple[TLSConfig, tuple[str, str] | None]:
+    section = _section(data, "tls")
+    insecure = _bool(section, "insecureSkipVerify", "tls.insecureSkipVerify", False)
+    ca_file = section.get("caFile")
+    if ca_file is not None and not isinstance(ca_file, str):
+        raise ConfigError("tls.caFile", "must be a path")
+    ca_secret = None
+    if section.get("caSecret") is not None:
+        ref = section["caSecret"]
+        if not isinstance(ref, Mapping):
+            raise ConfigError("tls.caSecret", "must be an object")
+        ca_secret = (_str(ref, "name", "tls.caSecret.name"), _str(ref, "key", "tls.caSecret.key", "ca.crt"))
+    return TLSConfig(ca_file=ca_file, insecure_skip_verify=insecure), ca_secret
+
+
+def parse_spec(data: Mapping[str, Any]) -> MonitorSpec:
+    """Parse a CRD-shaped spec; raise ConfigError naming the first bad field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("spec", "must be an object")
+    interval = _duration(data, "interval", "30s")
+    timeout = _duration(data, "timeout", "10s")
+    if interval < MIN_INTERVAL:
+        raise ConfigError("interval", f"must be at least {MIN_INTERVAL:g}s")
+    if not 0 < timeout < interval:
+        raise ConfigError("timeout", "must be positive and shorter than interval")
+    tls, ca_secret = _tls(data)
+    sessions = _section(data, "sessions")
+    events = _section(data, "events")
+    return MonitorSpec(
+        url=_url(data),
+        realm=_str(data, "realm", "realm"),
+        auth_realm=_str(data, "authRealm", "authRealm", "master"),
+        interval=interval,
+        timeout=timeout,
+        tls=tls,
+        offline_sessions=_bool(sessions, "offline", "sessions.offline", True),
+        user_events=_bool(events, "user", "events.user", True),
+        admin_events=_bool(events, "admin", "events.admin", True),
+        per_user=_per_user(data),
+        credentials_secret=_secret_ref(data),
+        ca_secret=ca_secret,
+    )

@@ -1,0 +1,115 @@
+"""One monitor at run time: collects its realm, keeps its health, publishes its series.
+
+Mode-agnostic: standalone mode and the operator both drive it, each with its own source of
+credentials and its own schedule.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from .admin_client import AdminClient
+from .collect import RealmState, collect_realm
+from .config import ConfigError, Credentials, MonitorKey, MonitorSpec
+from .errors import CollectionError, Reason
+from .exposition import MetricsStore, base_labels
+from .health import Health
+from .render import render_monitor
+from .snapshot import RealmSnapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a collection gave: a snapshot, or the error that explains its absence."""
+
+    snapshot: RealmSnapshot | None
+    error: CollectionError | None
+    duration: float
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Monitor:
+    def __init__(
+        self,
+        key: MonitorKey,
+        spec: MonitorSpec,
+        store: MetricsStore,
+        *,
+        cursors: Mapping[str, Any] | None = None,
+        ca_data: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.key, self.spec, self._store = key, spec, store
+        self.health = Health()
+        self.state = RealmState(spec, cursors)
+        self.api = AdminClient(spec, self.health.observe_request, ca_data=ca_data, transport=transport)
+        self._labels = base_labels(key, spec.realm)
+        self.last: Outcome | None = None
+        self._publish(None)  # health series exist from the start, `up` 0 until proven
+
+    async def collect(self, credentials: Credentials) -> Outcome:
+        started = time.monotonic()
+        try:
+            # A collection never outlives its interval, so the next one starts on time.
+            async with asyncio.timeout(self.spec.interval):
+                credentials.validate()
+                self.api.use_credentials(credentials)
+                snapshot = await collect_realm(self.api, self.spec, self.state)
+        except CollectionError as exc:
+            return self.fail(exc, time.monotonic() - started)
+        except ConfigError as exc:
+            return self.fail(CollectionError(Reason.CONFIG, str(exc)), time.monotonic() - started)
+        except TimeoutError:
+            error = CollectionError(Reason.TIMEOUT, f"collection took longer than the {self.spec.interval:g}s interval")
+            return self.fail(error, time.monotonic() - started)
+        except Exception as exc:  # a bug or a response we did not foresee: this monitor only
+            log.exception("monitor %s: unexpected failure", self.key)
+            error = CollectionError(Reason.INVALID_RESPONSE, f"unexpected {type(exc).__name__} while collecting")
+            return self.fail(error, time.monotonic() - started)
+        duration = time.monotonic() - started
+        self.health.succeeded(duration)
+        if self.last is None or not self.last.ok:
+            log.info("monitor %s: collecting realm '%s' from %s", self.key, self.spec.realm, self.spec.url)
+        self.last = Outcome(snapshot, None, duration)
+        self._publish(snapshot)
+        return self.last
+
+    def fail(self, error: CollectionError, duration: float = 0.0) -> Outcome:
+        """Record a failure, also one found before any request (a missing Secret)."""
+        self.health.failed(duration, error.reason)
+        changed = self.last is None or self.last.ok or self.last.error != error
+        (log.warning if changed else log.debug)("monitor %s: %s", self.key, error)
+        self.last = Outcome(None, error, duration)
+        self._publish(None)
+        return self.last
+
+    def _publish(self, snapshot: RealmSnapshot | None) -> None:
+        self._store.publish(self.key, render_monitor(self._labels, self.health, snapshot))
+
+    async def close(self) -> None:
+        """Remove every series of this monitor and end its Keycloak session."""
+        self._store.remove(self.key)
+        await self.api.aclose()
+
+
+async def run_every(
+    interval: float,
+    action: Callable[[], Awaitable[object]],
+    sleep: Callable[[float], Awaitable[bool]],
+) -> None:
+    """Call `action` every `interval` seconds (start to start) until `sleep` says stop."""
+    while True:
+        started = time.monotonic()
+        await action()
+        if await sleep(max(0.0, interval - (time.monotonic() - started))):
+            return

@@ -1,0 +1,61 @@
+"""A monitor's health and latest snapshot, as exposition fragments."""
+
+from . import catalogue as c
+from .exposition import MonitorSeries, SeriesWriter
+from .health import DURATION_BUCKETS, Health
+from .snapshot import RealmSnapshot
+
+
+def _health(out: SeriesWriter, health: Health) -> None:
+    out.sample(c.UP, 1.0 if health.up else 0.0)
+    if health.last_success is not None:
+        out.sample(c.LAST_SUCCESS, health.last_success)
+    for bound, count in zip(DURATION_BUCKETS, health.buckets, strict=True):
+        out.sample(c.DURATION, count, [("le", _bound(bound))], "_bucket")
+    out.sample(c.DURATION, health.duration_count, [("le", "+Inf")], "_bucket")
+    out.sample(c.DURATION, health.duration_sum, suffix="_sum")
+    out.sample(c.DURATION, health.duration_count, suffix="_count")
+    for reason, count in sorted(health.errors.items()):
+        out.sample(c.ERRORS, count, [("reason", reason)])
+    for (endpoint, code), count in sorted(health.api_requests.items()):
+        out.sample(c.API_REQUESTS, count, [("endpoint", endpoint), ("code", code)])
+
+
+def _bound(value: float) -> str:
+    return f"{value:.1f}" if float(value).is_integer() else repr(float(value))
+
+
+def _realm(out: SeriesWriter, snap: RealmSnapshot) -> None:
+    for client in snap.clients:
+        out.sample(c.ACTIVE_SESSIONS, client.active, [("client_id", client.client_id)])
+        if snap.offline_enabled:
+            out.sample(c.OFFLINE_SESSIONS, client.offline, [("client_id", client.client_id)])
+    out.sample(c.USER_SESSIONS, snap.user_sessions)
+    out.sample(c.CONNECTED_USERS, snap.connected_users)
+    ages = snap.session_ages
+    for bound, count in zip(ages.bounds, ages.cumulative, strict=False):
+        out.sample(c.SESSION_AGE, count, [("le", _bound(bound))], "_bucket")
+    out.sample(c.SESSION_AGE, ages.count, [("le", "+Inf")], "_bucket")
+    out.sample(c.SESSION_AGE, ages.count, suffix="_gcount", openmetrics_only=True)
+    out.sample(c.SESSION_AGE, ages.total, suffix="_gsum", openmetrics_only=True)
+    out.sample(c.USERS, snap.users)
+    for (client_id, event, error), count in sorted((snap.user_events or {}).items()):
+        out.sample(c.USER_EVENTS, count, [("client_id", client_id), ("event", event), ("error", error)])
+    for (operation, resource), count in sorted((snap.admin_events or {}).items()):
+        out.sample(c.ADMIN_EVENTS, count, [("operation", operation), ("resource_type", resource)])
+    for user in snap.session_durations or ():
+        out.sample(c.SESSION_DURATION, user.value, [("user_id", user.user_id), ("username", user.username)])
+    for user in snap.last_logins or ():
+        labels = [("user_id", user.user_id), ("username", user.username)]
+        if snap.include_email:
+            labels.append(("email", user.email or ""))
+        out.sample(c.LAST_LOGIN, user.value, labels)
+
+
+def render_monitor(labels: str, health: Health, snapshot: RealmSnapshot | None) -> MonitorSeries:
+    """Health series always; realm series only with a snapshot (never a false zero)."""
+    out = SeriesWriter(labels)
+    _health(out, health)
+    if snapshot is not None:
+        _realm(out, snapshot)
+    return out.series()

@@ -1,0 +1,42 @@
+"""The one HTTP endpoint: /metrics for every monitor, plus liveness and readiness."""
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+from .exposition import OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE, MetricsStore
+
+
+def wants_openmetrics(accept: str) -> bool:
+    return "application/openmetrics-text" in accept
+
+
+def make_app(store: MetricsStore, ready: Callable[[], bool] = lambda: True) -> web.Application:
+    async def metrics(request: web.Request) -> web.Response:
+        om = wants_openmetrics(request.headers.get("Accept", ""))
+        body = store.render(om=om)
+        response = web.Response(
+            body=body, headers={"Content-Type": OPENMETRICS_CONTENT_TYPE if om else TEXT_CONTENT_TYPE}
+        )
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            response.enable_compression(web.ContentCoding.gzip)
+        return response
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n") if ready() else web.Response(status=503, text="starting\n")
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    return app
+
+
+async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner

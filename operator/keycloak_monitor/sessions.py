@@ -1,0 +1,125 @@
+"""Online sessions of a realm: cheap per-client counters first, then a paged listing."""
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from .admin_client import AdminClient
+from .errors import CollectionError, Reason
+from .snapshot import AgeHistogram, ClientSessions, UserValue
+
+SESSION_PAGE_SIZE = 1000
+CLIENT_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class SessionStat:
+    uuid: str
+    client_id: str
+    active: int
+    offline: int
+
+
+def _count(value: Any, what: str) -> int:
+    # client-session-stats answers counts as strings ("3").
+    try:
+        count = int(value or 0)
+    except (TypeError, ValueError):
+        raise CollectionError(Reason.INVALID_RESPONSE, f"client-session-stats: bad {what} {value!r}") from None
+    if count < 0:
+        raise CollectionError(Reason.INVALID_RESPONSE, f"client-session-stats: negative {what}")
+    return count
+
+
+def parse_session_stats(body: Any) -> list[SessionStat]:
+    if not isinstance(body, list):
+        raise CollectionError(Reason.INVALID_RESPONSE, "client-session-stats did not answer a list")
+    stats = []
+    for entry in body:
+        if not isinstance(entry, dict) or not entry.get("id"):
+            raise CollectionError(Reason.INVALID_RESPONSE, "client-session-stats: entry without id")
+        stats.append(
+            SessionStat(
+                uuid=str(entry["id"]),
+                client_id=str(entry.get("clientId") or entry["id"]),
+                active=_count(entry.get("active"), "active"),
+                offline=_count(entry.get("offline"), "offline"),
+            )
+        )
+    return stats
+
+
+async def client_sessions(api: AdminClient) -> tuple[list[SessionStat], tuple[ClientSessions, ...]]:
+    """Counts for every client of the realm: stats list only clients with sessions, and a
+    client whose last session ended must read 0 rather than vanish."""
+    stats_body, clients = await asyncio.gather(
+        api.get("/client-session-stats"), api.get_pages("/clients", CLIENT_PAGE_SIZE)
+    )
+    stats = parse_session_stats(stats_body)
+    by_uuid = {stat.uuid: stat for stat in stats}
+    counts = {}
+    for client in clients:
+        if not isinstance(client, dict) or "clientId" not in client:
+            raise CollectionError(Reason.INVALID_RESPONSE, "/clients: entry without clientId")
+        stat = by_uuid.get(str(client.get("id")))
+        counts[client["clientId"]] = (stat.active, stat.offline) if stat else (0, 0)
+    for stat in stats:  # a client created between the two calls
+        counts.setdefault(stat.client_id, (stat.active, stat.offline))
+    result = tuple(ClientSessions(cid, a, o) for cid, (a, o) in sorted(counts.items()))
+    return stats, result
+
+
+async def list_online_sessions(api: AdminClient, stats: list[SessionStat]) -> dict[str, dict[str, Any]]:
+    """Every online session once, by id: one session spans several clients."""
+
+    async def of_client(stat: SessionStat) -> list[Any]:
+        try:
+            return await api.get_pages(
+                "/clients/{id}/user-sessions", SESSION_PAGE_SIZE, expected=stat.active, id=stat.uuid
+            )
+        except CollectionError as exc:
+            if exc.reason is Reason.NOT_FOUND:
+                return []  # client deleted since the stats were read
+            raise
+
+    listings = await asyncio.gather(*(of_client(s) for s in stats if s.active > 0))
+    sessions: dict[str, dict[str, Any]] = {}
+    for listing in listings:
+        for session in listing:
+            if not isinstance(session, dict) or "id" not in session or "userId" not in session:
+                raise CollectionError(Reason.INVALID_RESPONSE, "user-sessions: entry without id/userId")
+            sessions[str(session["id"])] = session
+    return sessions
+
+
+def _age(session: dict[str, Any], now: float) -> float:
+    try:
+        return max(0.0, now - float(session.get("start") or 0) / 1000.0)
+    except (TypeError, ValueError):
+        raise CollectionError(Reason.INVALID_RESPONSE, "user-sessions: bad start time") from None
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    user_sessions: int
+    connected_users: int
+    ages: AgeHistogram
+    longest_per_user: tuple[UserValue, ...]
+
+
+def summarize(sessions: dict[str, dict[str, Any]], now: float, per_user_limit: int) -> SessionSummary:
+    ages = []
+    longest: dict[str, UserValue] = {}
+    for session in sessions.values():
+        age = _age(session, now)
+        ages.append(age)
+        user_id = str(session["userId"])
+        if user_id not in longest or longest[user_id].value < age:
+            longest[user_id] = UserValue(user_id, str(session.get("username") or ""), age)
+    top = sorted(longest.values(), key=lambda u: (-u.value, u.user_id))[:per_user_limit]
+    return SessionSummary(
+        user_sessions=len(sessions),
+        connected_users=len(longest),
+        ages=AgeHistogram.of(ages),
+        longest_per_user=tuple(top),
+    )

@@ -1,0 +1,62 @@
+"""Immutable results of one collection; rendering and status read them, nothing mutates them."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Session-age buckets (seconds): a minute up to a week, where Keycloak's session limits sit.
+AGE_BUCKETS: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 604800)
+
+
+@dataclass(frozen=True)
+class ClientSessions:
+    client_id: str
+    active: int
+    offline: int
+
+
+@dataclass(frozen=True)
+class AgeHistogram:
+    """Cumulative counts per upper bound (the last one is +Inf), as a gauge histogram."""
+
+    bounds: tuple[float, ...]
+    cumulative: tuple[int, ...]
+    total: float
+
+    @property
+    def count(self) -> int:
+        return self.cumulative[-1]
+
+    @classmethod
+    def of(cls, ages: list[float], bounds: tuple[float, ...] = AGE_BUCKETS) -> "AgeHistogram":
+        cumulative = [sum(1 for age in ages if age <= bound) for bound in bounds]
+        return cls(bounds=bounds, cumulative=(*cumulative, len(ages)), total=float(sum(ages)))
+
+
+@dataclass(frozen=True)
+class UserValue:
+    """One per-user series (opt-in): whose it is, and its value."""
+
+    user_id: str
+    username: str
+    value: float
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class RealmSnapshot:
+    clients: tuple[ClientSessions, ...]
+    user_sessions: int
+    connected_users: int
+    session_ages: AgeHistogram
+    users: int
+    offline_enabled: bool
+    user_events: Mapping[tuple[str, str, str], int] | None = None  # (client, type, error) -> n
+    admin_events: Mapping[tuple[str, str], int] | None = None  # (operation, resource) -> n
+    session_durations: tuple[UserValue, ...] | None = None
+    last_logins: tuple[UserValue, ...] | None = None
+    include_email: bool = False
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def active_sessions(self) -> int:
+        return sum(client.active for client in self.clients)

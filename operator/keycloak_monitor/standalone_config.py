@@ -1,0 +1,152 @@
+"""Standalone configuration: a YAML file of monitors, or the seed exporter's variables.
+
+File shape (spec fields as in the CRD; credentials inline or named environment variables):
+
+    port: 9091
+    monitors:
+      - name: shop-customers
+        url: https://sso.example.com
+        realm: customers
+        credentials: {username: monitor, passwordEnv: KC_MONITOR_PASSWORD}
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import ConfigError, Credentials, MonitorKey, MonitorSpec, parse_spec
+
+STANDALONE_NAMESPACE = "standalone"
+DEFAULT_PORT = 9091
+CREDENTIAL_FIELDS = {
+    "username": "username",
+    "password": "password",
+    "clientId": "client_id",
+    "clientSecret": "client_secret",
+}
+
+
+@dataclass(frozen=True)
+class StandaloneMonitor:
+    key: MonitorKey
+    spec: MonitorSpec
+    credentials: Credentials
+
+
+@dataclass(frozen=True)
+class StandaloneConfig:
+    port: int
+    monitors: tuple[StandaloneMonitor, ...]
+
+
+def _port(value: Any, field: str) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(field, f"must be a port number, got {value!r}") from None
+    if not 0 < port < 65536:
+        raise ConfigError(field, f"must be a port number, got {port}")
+    return port
+
+
+def _credentials(data: Any, path: str, env: Mapping[str, str]) -> Credentials:
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, "is required: username/password or clientId/clientSecret")
+    values: dict[str, str | None] = {}
+    for key, attr in CREDENTIAL_FIELDS.items():
+        value = data.get(key)
+        if f"{key}Env" in data:
+            variable = str(data[f"{key}Env"])
+            if variable not in env:
+                raise ConfigError(f"{path}.{key}Env", f"environment variable {variable} is not set")
+            value = env[variable]
+        values[attr] = None if value is None else str(value)
+    creds = Credentials(**values)
+    try:
+        creds.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}.{exc.field.removeprefix('credentials.')}", exc.message) from None
+    return creds
+
+
+def _monitor(data: Any, index: int, env: Mapping[str, str]) -> StandaloneMonitor:
+    path = f"monitors[{index}]"
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, "must be an object")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{path}.name", "is required")
+    spec_data = {k: v for k, v in data.items() if k not in ("name", "namespace", "credentials")}
+    try:
+        spec = parse_spec(spec_data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}.{exc.field}", exc.message) from None
+    namespace = str(data.get("namespace") or STANDALONE_NAMESPACE)
+    return StandaloneMonitor(
+        MonitorKey(namespace, name), spec, _credentials(data.get("credentials"), f"{path}.credentials", env)
+    )
+
+
+def parse_config(data: Any, env: Mapping[str, str]) -> StandaloneConfig:
+    if not isinstance(data, Mapping):
+        raise ConfigError("(file)", "must be a YAML mapping with a 'monitors' list")
+    monitors = data.get("monitors")
+    if not isinstance(monitors, list) or not monitors:
+        raise ConfigError("monitors", "must be a non-empty list")
+    parsed = tuple(_monitor(m, i, env) for i, m in enumerate(monitors))
+    keys = [m.key for m in parsed]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise ConfigError("monitors", f"name '{key.name}' is used twice in namespace '{key.namespace}'")
+    return StandaloneConfig(port=_port(data.get("port", DEFAULT_PORT), "port"), monitors=parsed)
+
+
+def load_config_file(path: Path, env: Mapping[str, str]) -> StandaloneConfig:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot be read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"is not valid YAML: {exc}") from None
+    return parse_config(data, env)
+
+
+def config_from_env(env: Mapping[str, str]) -> StandaloneConfig:
+    """The seed exporter's variables define one monitor, so its users switch in one step."""
+    missing = [v for v in ("KEYCLOAK_URL", "KEYCLOAK_REALM") if not env.get(v)]
+    if missing:
+        raise ConfigError(missing[0], "is not set (or pass --config FILE)")
+    spec: dict[str, Any] = {"url": env["KEYCLOAK_URL"], "realm": env["KEYCLOAK_REALM"]}
+    optional = {"KEYCLOAK_AUTH_REALM": "authRealm", "KEYCLOAK_INTERVAL": "interval", "KEYCLOAK_TIMEOUT": "timeout"}
+    spec.update({field: env[var] for var, field in optional.items() if env.get(var)})
+    credentials = {
+        "username": env.get("KEYCLOAK_ADMIN_USER"),
+        "password": env.get("KEYCLOAK_ADMIN_PASSWORD"),
+        "clientId": env.get("KEYCLOAK_CLIENT_ID"),
+        "clientSecret": env.get("KEYCLOAK_CLIENT_SECRET"),
+    }
+    monitor = {"name": env["KEYCLOAK_REALM"], **spec, "credentials": {k: v for k, v in credentials.items() if v}}
+    try:
+        config = parse_config({"monitors": [monitor], "port": env.get("EXPORTER_PORT", DEFAULT_PORT)}, env)
+    except ConfigError as exc:
+        raise ConfigError(_env_name(exc.field), exc.message) from None
+    return config
+
+
+def _env_name(field: str) -> str:
+    """Name the variable behind a field, since that is what the user set."""
+    names = {
+        "url": "KEYCLOAK_URL",
+        "realm": "KEYCLOAK_REALM",
+        "authRealm": "KEYCLOAK_AUTH_REALM",
+        "interval": "KEYCLOAK_INTERVAL",
+        "timeout": "KEYCLOAK_TIMEOUT",
+        "password": "KEYCLOAK_ADMIN_PASSWORD",
+        "credentials": "KEYCLOAK_ADMIN_USER/KEYCLOAK_ADMIN_PASSWORD",
+        "port": "EXPORTER_PORT",
+    }
+    leaf = field.rsplit(".", 1)[-1]
+    return names.get(leaf, field)

@@ -1,0 +1,169 @@
+"""Access tokens for the Admin API: cached, renewed before expiry, re-issued when refresh fails.
+
+Each password grant opens a real session in the auth realm, so the token is reused and
+refreshed rather than re-issued per collection, and the session is ended on close.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from .config import Credentials
+from .errors import CollectionError, Reason
+
+TOKEN_ENDPOINT = "token"
+LOGOUT_ENDPOINT = "logout"
+DEFAULT_PUBLIC_CLIENT = "admin-cli"
+
+# (method, path, endpoint label, form data) -> response; counts the request and turns
+# transport failures into CollectionError.
+Send = Callable[[str, str, str, dict[str, str]], Awaitable[httpx.Response]]
+
+
+@dataclass
+class Token:
+    access: str = field(repr=False)
+    expires_at: float
+    lifetime: float
+    refresh: str | None = field(default=None, repr=False)
+    refresh_expires_at: float | None = None
+
+    def fresh(self, now: float) -> bool:
+        # Renew with a fifth of the lifetime left (at most 30 s), so a token never expires
+        # in flight even when a realm sets lifespans of a few seconds.
+        margin = min(30.0, self.lifetime * 0.2)
+        return now < self.expires_at - margin
+
+    def refreshable(self, now: float) -> bool:
+        return bool(self.refresh) and (self.refresh_expires_at is None or now < self.refresh_expires_at - 1)
+
+
+def _client_fields(creds: Credentials) -> dict[str, str]:
+    data = {"client_id": creds.client_id or DEFAULT_PUBLIC_CLIENT}
+    if creds.client_secret:
+        data["client_secret"] = creds.client_secret
+    return data
+
+
+class TokenProvider:
+    def __init__(self, send: Send, base_url: str, auth_realm: str) -> None:
+        self._send = send
+        self._base_url = base_url
+        self._auth_realm = auth_realm
+        self._path = f"/realms/{auth_realm}/protocol/openid-connect"
+        self._token: Token | None = None
+        self._creds: Credentials | None = None
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        """Forget the access token (after a 401); a refresh token, if any, is tried next."""
+        if self._token:
+            self._token.expires_at = 0.0
+
+    async def access_token(self, creds: Credentials) -> str:
+        async with self._lock:
+            if creds != self._creds:
+                # Rotated credentials: the old token belongs to someone else now.
+                await self._logout()
+                self._token, self._creds = None, creds
+            now = time.monotonic()
+            if self._token and self._token.fresh(now):
+                return self._token.access
+            if self._token and self._token.refreshable(now):
+                refreshed = await self._grant(
+                    {"grant_type": "refresh_token", "refresh_token": self._token.refresh or ""},
+                    creds,
+                    tolerate_rejection=True,
+                )
+                if refreshed:
+                    self._token = refreshed
+                    return refreshed.access
+            self._token = await self._grant(self._login_fields(creds), creds)
+            assert self._token is not None
+            return self._token.access
+
+    @staticmethod
+    def _login_fields(creds: Credentials) -> dict[str, str]:
+        if creds.grant == "password":
+            return {
+                "grant_type": "password",
+                "username": creds.username or "",
+                "password": creds.password or "",
+            }
+        return {"grant_type": "client_credentials"}
+
+    async def _grant(
+        self, fields: dict[str, str], creds: Credentials, tolerate_rejection: bool = False
+    ) -> Token | None:
+        started = time.monotonic()
+        response = await self._send("POST", f"{self._path}/token", TOKEN_ENDPOINT, {**fields, **_client_fields(creds)})
+        if response.status_code == 200:
+            return self._parse(response, started)
+        if tolerate_rejection and response.status_code in (400, 401):
+            return None  # refresh token expired or revoked: fall back to a new login
+        raise self._rejection(response, creds)
+
+    def _parse(self, response: httpx.Response, started: float) -> Token:
+        try:
+            body = response.json()
+            lifetime = float(body["expires_in"])
+            refresh_in = body.get("refresh_expires_in")
+            return Token(
+                access=str(body["access_token"]),
+                expires_at=started + lifetime,
+                lifetime=lifetime,
+                refresh=body.get("refresh_token"),
+                refresh_expires_at=started + float(refresh_in) if refresh_in else None,
+            )
+        except (ValueError, KeyError, TypeError):
+            raise CollectionError(
+                Reason.INVALID_RESPONSE,
+                f"token endpoint of realm '{self._auth_realm}' at {self._base_url} answered 200 without a usable token",
+            ) from None
+
+    def _rejection(self, response: httpx.Response, creds: Credentials) -> CollectionError:
+        code = response.status_code
+        if code == 404:
+            return CollectionError(
+                Reason.NOT_FOUND,
+                f"realm '{self._auth_realm}' (authRealm) not found at {self._base_url}",
+            )
+        if code >= 500:
+            return CollectionError(Reason.SERVER_ERROR, f"token endpoint of realm '{self._auth_realm}' answered {code}")
+        detail = _oauth_error(response)
+        who = f"user '{creds.username}'" if creds.grant == "password" else f"client '{creds.client_id}'"
+        return CollectionError(Reason.AUTH, f"credentials of {who} rejected by realm '{self._auth_realm}' ({detail})")
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._logout()
+            self._token = None
+
+    async def _logout(self) -> None:
+        """End our session in Keycloak; best effort, a failure must not block a shutdown."""
+        token, creds = self._token, self._creds
+        if not token or not token.refresh or not creds:
+            return
+        with contextlib.suppress(CollectionError):
+            await self._send(
+                "POST",
+                f"{self._path}/logout",
+                LOGOUT_ENDPOINT,
+                {"refresh_token": token.refresh, **_client_fields(creds)},
+            )
+
+
+def _oauth_error(response: httpx.Response) -> str:
+    """Keycloak's error and error_description: they name the problem, never the secret."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    if not isinstance(body, dict):
+        return f"HTTP {response.status_code}"
+    parts = [str(body[k]) for k in ("error", "error_description") if body.get(k)]
+    return ": ".join(parts) or f"HTTP {response.status_code}"
