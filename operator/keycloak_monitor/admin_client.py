@@ -50,22 +50,34 @@ class AdminClient:
     ) -> None:
         self.spec = spec
         self._observe = observe
-        self._http = httpx.AsyncClient(
-            base_url=spec.url,
-            timeout=spec.timeout,
-            verify=ssl_verify(spec, ca_data),
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "keycloak-monitor"},
-            limits=httpx.Limits(max_connections=MAX_CONCURRENT_REQUESTS),
-        )
+        self._transport = transport
+        self._ca_data = ca_data
+        self._http = self._new_http()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
         self._tokens = TokenProvider(self._send_form, spec.url, spec.auth_realm)
         self._credentials: Credentials | None = None
         self._realm_path = f"/admin/realms/{spec.realm}"
 
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.spec.url,
+            timeout=self.spec.timeout,
+            verify=ssl_verify(self.spec, self._ca_data),
+            transport=self._transport,
+            headers={"Accept": "application/json", "User-Agent": "keycloak-monitor"},
+            limits=httpx.Limits(max_connections=MAX_CONCURRENT_REQUESTS),
+        )
+
     def use_credentials(self, credentials: Credentials) -> None:
         """Credentials are read before every collection, so a rotated Secret applies at once."""
         self._credentials = credentials
+
+    async def use_ca(self, ca_data: str | None) -> None:
+        """A rotated CA bundle needs new connections: verification happens at handshake."""
+        if ca_data != self._ca_data:
+            self._ca_data = ca_data
+            old, self._http = self._http, self._new_http()
+            await old.aclose()
 
     async def aclose(self) -> None:
         await self._tokens.close()

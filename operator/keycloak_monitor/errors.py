@@ -19,10 +19,17 @@ class Reason(StrEnum):
 class CollectionError(Exception):
     """A failure with a reason and a message fit for a status condition (never a credential)."""
 
-    def __init__(self, reason: Reason, message: str) -> None:
+    def __init__(self, reason: Reason, message: str, condition: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.condition = condition  # a finer status-condition reason, e.g. SecretNotFound
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CollectionError) and (self.reason, self.message) == (other.reason, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.reason, self.message))
 
     def __str__(self) -> str:
         return f"{self.reason.value}: {self.message}"

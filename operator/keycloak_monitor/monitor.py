@@ -46,24 +46,24 @@ class Monitor:
         store: MetricsStore,
         *,
         cursors: Mapping[str, Any] | None = None,
-        ca_data: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.key, self.spec, self._store = key, spec, store
         self.health = Health()
         self.state = RealmState(spec, cursors)
-        self.api = AdminClient(spec, self.health.observe_request, ca_data=ca_data, transport=transport)
+        self.api = AdminClient(spec, self.health.observe_request, transport=transport)
         self._labels = base_labels(key, spec.realm)
         self.last: Outcome | None = None
         self._publish(None)  # health series exist from the start, `up` 0 until proven
 
-    async def collect(self, credentials: Credentials) -> Outcome:
+    async def collect(self, credentials: Credentials, ca_data: str | None = None) -> Outcome:
         started = time.monotonic()
         try:
             # A collection never outlives its interval, so the next one starts on time.
             async with asyncio.timeout(self.spec.interval):
                 credentials.validate()
                 self.api.use_credentials(credentials)
+                await self.api.use_ca(ca_data)
                 snapshot = await collect_realm(self.api, self.spec, self.state)
         except CollectionError as exc:
             return self.fail(exc, time.monotonic() - started)
