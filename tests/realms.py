@@ -1,0 +1,33 @@
+"""Realms the tests build on the real Keycloak, through its own Admin API."""
+
+import itertools
+from dataclasses import dataclass
+
+from tests.testbed.keycloak import KeycloakAdmin
+
+PASSWORD = "Correct-Horse-1"
+_serial = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    """Realm names are unique per test, so tests never see each other's sessions."""
+    return f"{prefix}-{next(_serial)}"
+
+
+@dataclass
+class Realm:
+    name: str
+    users: dict[str, str]  # username -> user id
+
+
+def make_realm(admin: KeycloakAdmin, prefix: str, users: int = 3, clients: tuple[str, ...] = ("web", "app")) -> Realm:
+    name = unique(prefix)
+    admin.create_realm(name)
+    admin.set_cheap_password_hashing(name)
+    admin.enable_events(name)
+    for client_id in clients:
+        admin.create_client(name, client_id, public=True)
+    ids = {
+        f"user{i}": admin.create_user(name, f"user{i}", PASSWORD, email=f"user{i}@example.org") for i in range(users)
+    }
+    return Realm(name, ids)
