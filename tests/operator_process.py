@@ -1,0 +1,65 @@
+"""The operator as users run it (`keycloak-monitor run`), as a local process against the
+apiserver, with the ServiceAccount token of manifests/ rather than cluster admin."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class OperatorProcess:
+    def __init__(self, kubeconfig: Path, selector: str, log_dir: Path) -> None:
+        self.kubeconfig, self.selector = kubeconfig, selector
+        self.port = free_port()
+        self.log_path = log_dir / "operator.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        command = [sys.executable, "-m", "keycloak_monitor", "run", "--all-namespaces", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--selector", self.selector, "--log-level", "DEBUG"]
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"operator exited with {self._process.returncode}:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"operator not ready within {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self._process is None:
+            return None
+        process, self._process = self._process, None
+        process.send_signal(sig)
+        try:
+            return process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=5).text
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
