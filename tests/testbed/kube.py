@@ -1,0 +1,198 @@
+"""A real Kubernetes API for tests: etcd + kube-apiserver on loopback, as envtest runs them,
+or the cluster KUBECONFIG names (kind, for users with Docker). No nodes: the operator runs
+as a local process, and manifests are checked with server-side dry runs."""
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from tests.testbed.keycloak import free_port
+from tests.testbed.kube_build import KubeBinaries, ensure_binaries
+
+
+def _write_kubeconfig(path: Path, server: str, token: str, ca_data: str | None = None) -> Path:
+    cluster: dict[str, Any] = {"server": server}
+    if ca_data:
+        cluster["certificate-authority-data"] = ca_data
+    else:
+        cluster["insecure-skip-tls-verify"] = True
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": cluster}],
+                "users": [{"name": "test", "user": {"token": token}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                "current-context": "test",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+class _Kubectl:
+    kubeconfig: Path
+    kubectl_path: Path
+    workdir: Path
+
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True, kubeconfig: Path | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        command = [str(self.kubectl_path), "--kubeconfig", str(kubeconfig or self.kubeconfig), *args]
+        result = subprocess.run(command, input=input, capture_output=True, text=True, timeout=120)
+        if check and result.returncode != 0:
+            raise RuntimeError(f"`kubectl {' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()}")
+        return result
+
+    def apply_file(self, path: Path) -> None:
+        self.kubectl("apply", "-f", str(path))
+
+    def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
+        """A kubeconfig holding a real token of that ServiceAccount (TokenRequest API)."""
+        token = self.kubectl("create", "token", name, "-n", namespace, "--duration=6h").stdout.strip()
+        server, ca_data = self._cluster_endpoint()
+        return _write_kubeconfig(self.workdir / f"sa-{namespace}-{name}.kubeconfig", server, token, ca_data)
+
+    def _cluster_endpoint(self) -> tuple[str, str | None]:
+        view = json.loads(self.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+        cluster = view["clusters"][0]["cluster"]
+        return cluster["server"], cluster.get("certificate-authority-data")
+
+
+class ControlPlane(_Kubectl):
+    """etcd and kube-apiserver on free loopback ports, in a temporary folder."""
+
+    def __init__(self, binaries: KubeBinaries) -> None:
+        self.binaries = binaries
+        self.kubectl_path = binaries.kubectl
+        self.workdir = Path(tempfile.mkdtemp(prefix="kcm-kube-"))
+        self.port = free_port()
+        self.server = f"https://127.0.0.1:{self.port}"
+        self.kubeconfig = self.workdir / "admin.kubeconfig"
+        self.etcd_log = self.workdir / "etcd.log"
+        self.apiserver_log = self.workdir / "kube-apiserver.log"
+        self._token = secrets.token_hex(16)
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def _spawn(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self._processes.append(process)
+        return process
+
+    def start(self, timeout: float = 120) -> "ControlPlane":
+        atexit.register(self.stop)
+        etcd_port = free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self._spawn(
+            [
+                str(self.binaries.etcd),
+                f"--data-dir={self.workdir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{free_port()}",
+                "--unsafe-no-fsync",
+            ],
+            self.etcd_log,
+        )
+        key = self.workdir / "sa.key"
+        subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
+        tokens = self.workdir / "tokens.csv"
+        tokens.write_text(f'{self._token},admin,admin,"system:masters"\n')
+        apiserver = self._spawn(
+            [
+                str(self.binaries.apiserver),
+                f"--etcd-servers={etcd_url}",
+                f"--cert-dir={self.workdir / 'certs'}",
+                f"--secure-port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={key}",
+                f"--service-account-signing-key-file={key}",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--authorization-mode=RBAC",
+                "--disable-admission-plugins=ServiceAccount",
+                f"--token-auth-file={tokens}",
+                "--allow-privileged=true",
+            ],
+            self.apiserver_log,
+        )
+        _write_kubeconfig(self.kubeconfig, self.server, self._token)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if apiserver.poll() is not None:
+                raise RuntimeError(
+                    f"kube-apiserver exited with {apiserver.returncode}:\n{self._tail(self.apiserver_log)}"
+                )
+            try:
+                headers = {"Authorization": f"Bearer {self._token}"}
+                if httpx.get(f"{self.server}/readyz", headers=headers, verify=False, timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(
+            f"kube-apiserver not ready in {timeout}s:\n{self._tail(self.apiserver_log)}\n{self._tail(self.etcd_log)}"
+        )
+
+    @staticmethod
+    def _tail(path: Path, lines: int = 30) -> str:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def stop(self) -> None:
+        for process in reversed(self._processes):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._processes.clear()
+        if os.environ.get("KEEP_TEST_CLUSTER") is None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class ExistingCluster(_Kubectl):
+    """The cluster KUBECONFIG names; nothing is started or stopped."""
+
+    def __init__(self, kubeconfig: Path, kubectl_path: Path) -> None:
+        self.kubeconfig, self.kubectl_path = kubeconfig, kubectl_path
+        self.workdir = Path(tempfile.mkdtemp(prefix="kcm-cluster-"))
+        self.server = self._cluster_endpoint()[0]
+
+    def stop(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_cluster() -> ControlPlane | ExistingCluster:
+    binaries = ensure_binaries()
+    if os.environ.get("KUBECONFIG"):
+        return ExistingCluster(Path(os.environ["KUBECONFIG"]), binaries.kubectl)
+    return ControlPlane(binaries).start()
+
+
+def main() -> None:
+    if sys.argv[1:] != ["fetch"]:
+        sys.exit("usage: python -m tests.testbed.kube fetch")
+    started = time.monotonic()
+    binaries = ensure_binaries()
+    print(f"kube-apiserver, etcd, kubectl ready in {time.monotonic() - started:.1f}s: {binaries}")
+
+
+if __name__ == "__main__":
+    main()
