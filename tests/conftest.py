@@ -38,7 +38,7 @@ def cluster() -> Iterator[Any]:
 
     control_plane = start_cluster()
     try:
-        control_plane.kubectl("apply", "--server-side", "-k", str(ROOT / "manifests"))
+        control_plane.kubectl("apply", "-k", str(ROOT / "manifests"))
         control_plane.kubectl(
             "wait",
             "--for=condition=Established",

