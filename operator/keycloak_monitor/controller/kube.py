@@ -39,8 +39,9 @@ class Kube:
         return {key: _decode(value, namespace, name, key) for key, value in (secret.data or {}).items()}
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        # A merge patch: the client would otherwise pick JSON-patch for this endpoint.
         await self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type="application/merge-patch+json"
         )
 
 

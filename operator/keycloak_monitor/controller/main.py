@@ -35,8 +35,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.persistence.finalizer = f"{GROUP}/finalizer"
-    # Events are posted on Ready transitions only, not for every log line.
-    settings.posting.enabled = False
+    # Our Events mark Ready transitions; kopf's own log lines become Events only as warnings.
+    settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
 
 
@@ -48,6 +48,11 @@ async def operate(namespaces: list[str], labels: dict[str, Any], host: str, port
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # In a pod the ServiceAccount, elsewhere KUBECONFIG: the same order as kube.connect().
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     async with connect() as kube:
         register(registry, store, kube, labels)
