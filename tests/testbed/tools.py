@@ -89,7 +89,13 @@ def _build_helm(out: Path) -> None:
             f"-X {HELM_MODULE}/pkg/lint/rules.k8sVersionMinor={minor}",
         ]
         env = {**os.environ, "GOBIN": str(out), "CGO_ENABLED": "0"}
-        command = ["go", "install", "-trimpath", f"-ldflags={' '.join(flags)}", f"{HELM_MODULE}/cmd/helm@{HELM_VERSION}"]
+        command = [
+            "go",
+            "install",
+            "-trimpath",
+            f"-ldflags={' '.join(flags)}",
+            f"{HELM_MODULE}/cmd/helm@{HELM_VERSION}",
+        ]
         _run(command, env=env, cwd=work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
