@@ -32,13 +32,16 @@ def kc_admin(keycloak: KeycloakServer) -> KeycloakAdmin:
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Any]:
-    """A real apiserver + etcd on loopback, or the cluster KUBECONFIG names; manifests/
-    installed as users install them (CRD, namespace, ServiceAccount, RBAC, Deployment)."""
-    from tests.testbed.kube import start_cluster
+    """A real apiserver + etcd on loopback with manifests/ installed as users install them
+    (CRD, namespace, ServiceAccount, RBAC, Deployment); or the cluster KUBECONFIG names,
+    where scripts/kind-e2e.sh installed them already (re-applying would bring back the
+    in-cluster operator it scaled down)."""
+    from tests.testbed.kube import ControlPlane, start_cluster
 
     control_plane = start_cluster()
     try:
-        control_plane.kubectl("apply", "-k", str(ROOT / "manifests"))
+        if isinstance(control_plane, ControlPlane):
+            control_plane.kubectl("apply", "-k", str(ROOT / "manifests"))
         control_plane.kubectl(
             "wait",
             "--for=condition=Established",
