@@ -835,3 +835,11 @@ def test_kind_script_is_valid_bash() -> None:
         'make -C "$ROOT" test-e2e',
     ):
         assert step in text, step
+
+
+def test_the_exporter_serves_exactly_the_catalogue() -> None:
+    """The families the code serves are the contract dashboards and alerts are written against."""
+    from keycloak_monitor.catalogue import FAMILIES
+
+    served = {f.name + ("_total" if f.type == "counter" else ""): f.type for f in FAMILIES}
+    assert served == {name: kind for name, (kind, _) in CATALOGUE.items()}
