@@ -318,3 +318,21 @@ def test_the_operator_is_not_cluster_admin(cluster):
 def test_the_manifests_pass_a_server_side_dry_run(cluster):
     result = cluster.kubectl("apply", "--dry-run=server", "-k", str(ROOT / "manifests"))
     assert "keycloakmonitors.monitoring.keycloak-monitor.io" in result.stdout
+
+
+def test_sigterm_stops_the_operator_cleanly(cluster, kube, keycloak, shop, tmp_path):
+    ns = kube.namespace("sigterm")
+    admin_secret(kube, keycloak, ns)
+    label = f"{RUN_LABEL}-sigterm"
+    doc = kube.monitor_doc(ns, "brief", keycloak.base_url, shop.name, "kc-admin")
+    doc["metadata"]["labels"] = {label: "yes"}
+    kube.apply(doc)
+    process = OperatorProcess(
+        cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor"), label, tmp_path
+    )
+    process.start()
+    wait_for("a collection", lambda: sample(process.metrics(), "keycloak_users", namespace=ns), 30)
+    started = time.monotonic()
+    assert process.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in process.log_path.read_text()
