@@ -103,13 +103,14 @@ class Monitor:
 
 
 async def run_every(
-    interval: float,
+    interval: Callable[[], float],
     action: Callable[[], Awaitable[object]],
     sleep: Callable[[float], Awaitable[bool]],
 ) -> None:
-    """Call `action` every `interval` seconds (start to start) until `sleep` says stop."""
+    """Call `action` every `interval()` seconds (start to start) until `sleep` says stop.
+    The interval is read after each action, since a spec change may move it."""
     while True:
         started = time.monotonic()
         await action()
-        if await sleep(max(0.0, interval - (time.monotonic() - started))):
+        if await sleep(max(0.0, interval() - (time.monotonic() - started))):
             return

@@ -4,6 +4,7 @@ Usernames and e-mails are personal data: they are only read when `perUser.enable
 e-mail only with `includeEmail`, and every per-user series is capped at `perUser.limit`.
 """
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -77,13 +78,17 @@ class LastLogins:
             self._latest = dict(keep)
 
     async def values(self, api: AdminClient, directory: UserDirectory, include_email: bool) -> tuple[UserValue, ...]:
+        latest = sorted(self._latest.items(), key=lambda kv: -kv[1][0])
+        # Look-ups only where the event lacks what we show; the client bounds concurrency.
+        needed = [user_id for user_id, (_, username) in latest if include_email or not username]
+        found = dict(zip(needed, await asyncio.gather(*(directory.lookup(api, u) for u in needed)), strict=True))
         result = []
-        for user_id, (at, username) in sorted(self._latest.items(), key=lambda kv: -kv[1][0]):
+        for user_id, (at, username) in latest:
             email = None
-            if include_email or not username:
-                info = await directory.lookup(api, user_id)
+            if user_id in found:
+                info = found[user_id]
                 if info is None:
-                    continue
+                    continue  # deleted since its last login
                 username, email = username or info.username, info.email
             result.append(UserValue(user_id, username, at / 1000.0, email if include_email else None))
         return tuple(result)

@@ -33,7 +33,7 @@ async def run_standalone(config: StandaloneConfig, host: str = "0.0.0.0", stop: 
         return stop.is_set()
 
     async def collect_forever(monitor: Monitor, credentials: Credentials) -> None:
-        await run_every(monitor.spec.interval, lambda: monitor.collect(credentials), sleep)
+        await run_every(lambda: monitor.spec.interval, lambda: monitor.collect(credentials), sleep)
 
     tasks = [
         asyncio.create_task(collect_forever(monitor, entry.credentials))

@@ -6,7 +6,6 @@ kopf daemon in handlers.py only wires it up.
 
 import copy
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -14,7 +13,7 @@ from typing import Any, Protocol
 from ..config import ConfigError, MonitorKey, MonitorSpec, parse_spec
 from ..errors import CollectionError, Reason
 from ..exposition import MetricsStore
-from ..monitor import Monitor, Outcome
+from ..monitor import Monitor, Outcome, run_every
 from .credentials import load_ca, load_credentials
 from .kube import Kube
 from .status import Report, changes, desired_status, ready_transition
@@ -58,11 +57,7 @@ class Supervisor:
 
     async def run(self, sleep: Sleep) -> None:
         try:
-            while True:
-                started = time.monotonic()
-                await self.cycle()
-                if await sleep(max(0.0, self._interval - (time.monotonic() - started))):
-                    return
+            await run_every(lambda: self._interval, self.cycle, sleep)
         finally:
             await self.close()
 
