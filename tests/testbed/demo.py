@@ -68,7 +68,8 @@ def main() -> None:
     cluster = None
     operator = None
     try:
-        sample_realm(KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password))
+        admin = KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password)
+        sample_realm(admin)
         print("starting etcd + kube-apiserver ...", flush=True)
         cluster = start_cluster()
         cluster.kubectl("apply", "-k", str(ROOT / "manifests"))
@@ -79,6 +80,11 @@ def main() -> None:
         operator.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and 'keycloak_users{namespace="demo"' not in operator.metrics():
+            time.sleep(1)
+        # Events count from the monitor's start: make a few now, for the counters to show.
+        admin.failed_login("demo", "shop", "customer2")
+        admin.login("demo", "backoffice", "customer3", PASSWORD)
+        while time.monotonic() < deadline and "keycloak_user_events_total{" not in operator.metrics():
             time.sleep(1)
         time.sleep(2)  # let the status patch land
         print(f"\nready in {time.monotonic() - started:.0f}s\n\n$ kubectl get kcm -A")
