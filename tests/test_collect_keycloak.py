@@ -216,3 +216,23 @@ async def test_per_user_series_are_opt_in_and_capped(keycloak, kc_admin):
     assert all("@example.org" in line for line in logins)
     await plain.close()
     await capped.close()
+
+
+async def test_tls_is_verified_unless_a_ca_is_given_or_verification_is_switched_off(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "tls", users=1)
+    store = MetricsStore(False)
+    url = keycloak.https_url
+    strict = monitor_for(keycloak, realm.name, store, name="strict", url=url)
+    outcome = await strict.collect(admin_credentials(keycloak))
+    assert outcome.error is not None and outcome.error.reason.value == "connect"
+    assert "TLS verification" in outcome.error.message
+
+    with_ca = monitor_for(keycloak, realm.name, store, name="with-ca", url=url, tls={"caFile": str(keycloak.ca_file)})
+    assert (await with_ca.collect(admin_credentials(keycloak))).ok
+    insecure = monitor_for(keycloak, realm.name, store, name="insecure", url=url, tls={"insecureSkipVerify": True})
+    assert (await insecure.collect(admin_credentials(keycloak))).ok
+    ca_data = keycloak.ca_file.read_text()
+    from_secret = monitor_for(keycloak, realm.name, store, name="from-secret", url=url)
+    assert (await from_secret.collect(admin_credentials(keycloak), ca_data)).ok  # as the operator passes a caSecret
+    for monitor in (strict, with_ca, insecure, from_secret):
+        await monitor.close()

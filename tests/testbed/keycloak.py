@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -71,18 +72,34 @@ class KeycloakServer:
     def __init__(self, home: Path, admin_user: str = "admin", admin_password: str = "admin-Pa55word") -> None:
         self.home = home
         self.admin_user, self.admin_password = admin_user, admin_password
-        self.port = free_port()
+        self.port, self.https_port = free_port(), free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # HTTPS beside HTTP, with a self-signed certificate, to test TLS verification.
+        self.https_url = f"https://127.0.0.1:{self.https_port}"
+        self.tls_dir = Path(tempfile.mkdtemp(prefix="kc-tls-"))
+        self.ca_file = self.tls_dir / "cert.pem"
         self.log_path = Path(os.environ.get("KEYCLOAK_LOG", f"/tmp/keycloak-{self.port}.log"))
         self._process: subprocess.Popen[bytes] | None = None
 
+    def _make_certificate(self) -> None:
+        key = self.tls_dir / "key.pem"
+        request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"]
+        names = ["-addext", "subjectAltName=IP:127.0.0.1"]
+        subprocess.run(
+            [*request, *names, "-keyout", str(key), "-out", str(self.ca_file)], check=True, capture_output=True
+        )
+
     def start(self, timeout: float = 240) -> None:
+        self._make_certificate()
         command = [
             str(self.home / "bin" / "kc.sh"),
             "start-dev",
             "--db=dev-mem",
             "--http-host=127.0.0.1",
             f"--http-port={self.port}",
+            f"--https-port={self.https_port}",
+            f"--https-certificate-file={self.ca_file}",
+            f"--https-certificate-key-file={self.tls_dir / 'key.pem'}",
             f"--http-management-port={free_port()}",
             "--health-enabled=true",
             "--cache=local",
