@@ -336,3 +336,18 @@ def test_sigterm_stops_the_operator_cleanly(cluster, kube, keycloak, shop, tmp_p
     assert process.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 15
     assert "Traceback" not in process.log_path.read_text()
+
+
+def test_tls_ca_from_a_secret(kube, operator, keycloak, shop):
+    ns = kube.namespace("tls")
+    admin_secret(kube, keycloak, ns)
+    kube.apply(kube.monitor_doc(ns, "strict", keycloak.https_url, shop.name, "kc-admin"))
+    assert wait_for("Unreachable", lambda: kube.ready(ns, "strict") == ("False", "Unreachable"), 30)
+    assert "TLS verification" in (kube.get(ns, "strict") or {})["status"]["conditions"][0]["message"]
+
+    kube.secret(ns, "sso-ca", **{"ca.crt": keycloak.ca_file.read_text()})
+    kube.apply(
+        kube.monitor_doc(ns, "strict", keycloak.https_url, shop.name, "kc-admin", tls={"caSecret": {"name": "sso-ca"}})
+    )
+    assert wait_for("Ready over TLS", lambda: kube.ready(ns, "strict") == ("True", "Collected"), 3 * INTERVAL + 10)
+    assert sample(operator.metrics(), "keycloak_users", namespace=ns, monitor="strict") == 3
