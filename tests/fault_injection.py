@@ -2,7 +2,6 @@
 (timeouts, 5xx, malformed bodies, dropped connections). Everything else is tested against
 the real server."""
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,7 +76,3 @@ def once(fault: Fault) -> Fault:
         return fault(request)
 
     return wrapper
-
-
-def dumps(value: object) -> str:
-    return json.dumps(value)

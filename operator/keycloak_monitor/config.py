@@ -38,7 +38,6 @@ class MonitorKey:
 @dataclass(frozen=True)
 class TLSConfig:
     ca_file: str | None = None
-    ca_data: str | None = None
     insecure_skip_verify: bool = False
 
 

@@ -103,9 +103,6 @@ class MetricsStore:
     def remove(self, key: MonitorKey) -> None:
         self._monitors.pop(key, None)
 
-    def keys(self) -> list[MonitorKey]:
-        return list(self._monitors)
-
     def render(self, om: bool = False) -> bytes:
         monitors = [self._monitors[k] for k in sorted(self._monitors, key=lambda k: (k.namespace, k.name))]
         parts: list[bytes] = []

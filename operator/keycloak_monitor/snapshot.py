@@ -56,7 +56,3 @@ class RealmSnapshot:
     last_logins: tuple[UserValue, ...] | None = None
     include_email: bool = False
     warnings: tuple[str, ...] = field(default=())
-
-    @property
-    def active_sessions(self) -> int:
-        return sum(client.active for client in self.clients)

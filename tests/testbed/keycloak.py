@@ -143,13 +143,6 @@ class KeycloakServer:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
-    def __enter__(self) -> "KeycloakServer":
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-
 
 @dataclass(frozen=True)
 class ClientInfo:
@@ -271,9 +264,6 @@ class KeycloakAdmin:
     def user_id(self, realm: str, username: str) -> str:
         found = self._call("GET", f"/{realm}/users", params={"username": username, "exact": "true"}).json()
         return str(found[0]["id"])
-
-    def logout_user(self, realm: str, user_id: str) -> None:
-        self._call("POST", f"/{realm}/users/{user_id}/logout")
 
     # sessions, through the realm's own token endpoint
     def _token_call(self, realm: str, data: dict[str, str]) -> httpx.Response:

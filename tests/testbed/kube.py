@@ -57,9 +57,6 @@ class _Kubectl:
             raise RuntimeError(f"`kubectl {' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()}")
         return result
 
-    def apply_file(self, path: Path) -> None:
-        self.kubectl("apply", "-f", str(path))
-
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
         """A kubeconfig holding a real token of that ServiceAccount (TokenRequest API)."""
         token = self.kubectl("create", "token", name, "-n", namespace, "--duration=6h").stdout.strip()
