@@ -89,7 +89,7 @@ def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -
     conditions = [
         _condition(_find(old, READY), READY, report.error is None, report.reason, ready_message, report.generation)
     ]
-    if snap is not None:
+    if snap is not None and (snap.user_events is not None or snap.admin_events is not None):
         warnings = "; ".join(snap.warnings)
         conditions.append(
             _condition(
