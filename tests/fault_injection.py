@@ -46,7 +46,7 @@ class ScriptedKeycloak:
             return httpx.Response(200, json=5)
         if path.endswith("/events") or path.endswith("/admin-events"):
             return httpx.Response(200, json=[])
-        if path.endswith("/realms/demo"):
+        if path.endswith("/events/config"):
             return httpx.Response(200, json={"eventsEnabled": True, "adminEventsEnabled": True})
         return httpx.Response(404, json={"error": "not found"})
 

@@ -236,3 +236,14 @@ async def test_tls_is_verified_unless_a_ca_is_given_or_verification_is_switched_
     assert (await from_secret.collect(admin_credentials(keycloak), ca_data)).ok  # as the operator passes a caSecret
     for monitor in (strict, with_ca, insecure, from_secret):
         await monitor.close()
+
+
+async def test_a_realm_that_does_not_save_events_is_reported(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "quiet", users=1)
+    kc_admin.enable_events(realm.name, user=False, admin=True)
+    store = MetricsStore(False)
+    monitor = monitor_for(keycloak, realm.name, store)
+    outcome = await monitor.collect(admin_credentials(keycloak))
+    assert outcome.snapshot is not None
+    assert outcome.snapshot.warnings == (f"realm '{realm.name}' does not save user events (Realm settings > Events)",)
+    await monitor.close()

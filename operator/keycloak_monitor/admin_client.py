@@ -14,12 +14,13 @@ from .tokens import TokenProvider
 # Requests in flight per monitor: enough to overlap latency, few enough to spare Keycloak.
 MAX_CONCURRENT_REQUESTS = 4
 
-# The realm-management role whose absence explains a 403 on each endpoint.
+# The realm-management role whose absence explains a 403 on each endpoint (as Keycloak 26
+# checks them; view-users includes query-users).
 REQUIRED_ROLE = {
-    "": "view-realm",
+    "/events/config": "view-events",
     "/client-session-stats": "view-realm",
     "/clients": "view-clients",
-    "/clients/{id}/user-sessions": "view-users",
+    "/clients/{id}/user-sessions": "view-clients",
     "/users/count": "view-users",
     "/users/{id}": "view-users",
     "/events": "view-events",
@@ -93,7 +94,7 @@ class AdminClient:
             response = await self._request(
                 "GET",
                 path,
-                template or "/",
+                template,
                 params=params,
                 headers={"Authorization": f"Bearer {token}"},
             )

@@ -48,9 +48,10 @@ class RealmState:
         now = time.monotonic()
         if self._realm_checked_at is not None and now - self._realm_checked_at < REALM_CHECK_SECONDS:
             return self._warnings
-        realm = await api.get("")
+        # events/config, not the realm: without view-realm the realm answers a few fields only.
+        realm = await api.get("/events/config")
         if not isinstance(realm, dict):
-            raise CollectionError(Reason.INVALID_RESPONSE, "realm representation is not an object")
+            raise CollectionError(Reason.INVALID_RESPONSE, "/events/config is not an object")
         warnings = []
         if spec.user_events and not realm.get("eventsEnabled"):
             warnings.append(f"realm '{spec.realm}' does not save user events (Realm settings > Events)")
