@@ -17,17 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="session")
 def keycloak() -> Iterator[KeycloakServer]:
-    server = KeycloakServer(ensure_distribution())
-    server.start()
-    try:
+    """One real Keycloak per run; a failed download or start errors the tests with the command and log."""
+    with KeycloakServer(ensure_distribution()) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
-def kc_admin(keycloak: KeycloakServer) -> KeycloakAdmin:
-    return KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password)
+def kc_admin(keycloak: KeycloakServer) -> Iterator[KeycloakAdmin]:
+    with KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password) as admin:
+        yield admin
 
 
 @pytest.fixture(scope="session")
