@@ -9,6 +9,7 @@ import httpx
 
 from .config import Credentials, MonitorSpec
 from .errors import CollectionError, Reason
+from .tasks import all_of
 from .tokens import TokenProvider
 
 # Requests in flight per monitor: enough to overlap latency, few enough to spare Keycloak.
@@ -177,7 +178,7 @@ class AdminClient:
             return body
 
         known = max(1, -(-expected // page_size))
-        pages = list(await asyncio.gather(*(page(n) for n in range(known))))
+        pages = await all_of(page(n) for n in range(known))
         while len(pages[-1]) == page_size:
             pages.append(await page(len(pages)))
         return [item for items in pages for item in items]

@@ -1,6 +1,5 @@
 """One collection of one realm: the calls the enabled metrics need, into a RealmSnapshot."""
 
-import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +11,7 @@ from .events import ADMIN_EVENTS, USER_EVENTS, EventCursor, EventStream
 from .per_user import LastLogins, UserDirectory
 from .sessions import client_sessions, list_online_sessions, summarize
 from .snapshot import RealmSnapshot
+from .tasks import all_of
 
 REALM_CHECK_SECONDS = 600.0  # how often to re-read whether the realm saves events
 
@@ -68,12 +68,14 @@ async def _poll(stream: EventStream | None, api: AdminClient) -> list[Mapping[st
 async def collect_realm(
     api: AdminClient, spec: MonitorSpec, state: RealmState, now: float | None = None
 ) -> RealmSnapshot:
-    (stats, clients), users, user_fresh, _, warnings = await asyncio.gather(
-        client_sessions(api),
-        api.get("/users/count"),
-        _poll(state.user_events, api),
-        _poll(state.admin_events, api),
-        state.event_warnings(api, spec),
+    (stats, clients), users, user_fresh, _, warnings = await all_of(
+        (
+            client_sessions(api),
+            api.get("/users/count"),
+            _poll(state.user_events, api),
+            _poll(state.admin_events, api),
+            state.event_warnings(api, spec),
+        )
     )
     if isinstance(users, bool) or not isinstance(users, int):
         raise CollectionError(Reason.INVALID_RESPONSE, f"/users/count answered {type(users).__name__}")

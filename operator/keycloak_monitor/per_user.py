@@ -4,7 +4,6 @@ Usernames and e-mails are personal data: they are only read when `perUser.enable
 e-mail only with `includeEmail`, and every per-user series is capped at `perUser.limit`.
 """
 
-import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from .admin_client import AdminClient
 from .errors import CollectionError, Reason
 from .events import USER_EVENTS
 from .snapshot import UserValue
+from .tasks import all_of
 
 USER_CACHE_SECONDS = 600.0
 
@@ -81,7 +81,7 @@ class LastLogins:
         latest = sorted(self._latest.items(), key=lambda kv: -kv[1][0])
         # Look-ups only where the event lacks what we show; the client bounds concurrency.
         needed = [user_id for user_id, (_, username) in latest if include_email or not username]
-        found = dict(zip(needed, await asyncio.gather(*(directory.lookup(api, u) for u in needed)), strict=True))
+        found = dict(zip(needed, await all_of(directory.lookup(api, u) for u in needed), strict=True))
         result = []
         for user_id, (at, username) in latest:
             email = None

@@ -1,12 +1,12 @@
 """Online sessions of a realm: cheap per-client counters first, then a paged listing."""
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from .admin_client import AdminClient
 from .errors import CollectionError, Reason
 from .snapshot import AgeHistogram, ClientSessions, UserValue
+from .tasks import all_of
 
 SESSION_PAGE_SIZE = 1000
 CLIENT_PAGE_SIZE = 500
@@ -52,9 +52,7 @@ def parse_session_stats(body: Any) -> list[SessionStat]:
 async def client_sessions(api: AdminClient) -> tuple[list[SessionStat], tuple[ClientSessions, ...]]:
     """Counts for every client of the realm: stats list only clients with sessions, and a
     client whose last session ended must read 0 rather than vanish."""
-    stats_body, clients = await asyncio.gather(
-        api.get("/client-session-stats"), api.get_pages("/clients", CLIENT_PAGE_SIZE)
-    )
+    stats_body, clients = await all_of((api.get("/client-session-stats"), api.get_pages("/clients", CLIENT_PAGE_SIZE)))
     stats = parse_session_stats(stats_body)
     by_uuid = {stat.uuid: stat for stat in stats}
     counts = {}
@@ -82,7 +80,7 @@ async def list_online_sessions(api: AdminClient, stats: list[SessionStat]) -> di
                 return []  # client deleted since the stats were read
             raise
 
-    listings = await asyncio.gather(*(of_client(s) for s in stats if s.active > 0))
+    listings = await all_of(of_client(s) for s in stats if s.active > 0)
     sessions: dict[str, dict[str, Any]] = {}
     for listing in listings:
         for session in listing:
