@@ -439,6 +439,15 @@ class KeycloakAdmin:
             )
         return response
 
+    def realm_request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A call below /realms with the admin token (a plugin's realm resource, e.g. /r/webhooks)."""
+        response = self._http.request(method, f"/realms{path}", headers=self._headers(), **kwargs)
+        if response.status_code >= 400:
+            raise KeycloakAdminError(
+                f"{method} /realms{path} answered {response.status_code}: {response.text[:300]}", response.status_code
+            )
+        return response
+
     def get(self, path: str, **params: Any) -> Any:
         """GET an Admin API path below /admin/realms, e.g. get("/r/client-session-stats")."""
         return self.request("GET", path, params=params or None).json()
