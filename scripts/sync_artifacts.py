@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Refresh the copies of the deploy artifacts from their single sources.
 
-  crds/keycloakmonitors.yaml                          -> charts/keycloak-monitor/crds/
+  crds/keycloakmonitors.yaml, crds/kopfpeerings.yaml -> charts/keycloak-monitor/crds/
   charts/keycloak-monitor/files/alerts/*.rules.yaml   -> manifests/monitoring/prometheusrule.yaml
   charts/keycloak-monitor/files/dashboards/*.json     -> manifests/monitoring/dashboards/
 
@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "charts" / "keycloak-monitor"
 CRD = ROOT / "crds" / "keycloakmonitors.yaml"
+PEERING_CRDS = ROOT / "crds" / "kopfpeerings.yaml"
 RULES = CHART / "files" / "alerts" / "keycloak-monitor.rules.yaml"
 DASHBOARDS = CHART / "files" / "dashboards"
 MONITORING = ROOT / "manifests" / "monitoring"
@@ -45,6 +46,7 @@ def prometheus_rule(rules: str) -> str:
 def expected() -> dict[Path, str]:
     files = {
         CHART / "crds" / CRD.name: CRD.read_text(),
+        CHART / "crds" / PEERING_CRDS.name: PEERING_CRDS.read_text(),
         MONITORING / "prometheusrule.yaml": prometheus_rule(RULES.read_text()),
     }
     for dashboard in sorted(DASHBOARDS.glob("*.json")):

@@ -19,8 +19,8 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, selector: str, log_dir: Path) -> None:
-        self.kubeconfig, self.selector = kubeconfig, selector
+    def __init__(self, kubeconfig: Path, selector: str, log_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.kubeconfig, self.selector, self.extra_args = kubeconfig, selector, extra_args
         self.port = free_port()
         self.log_path = log_dir / "operator.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -32,7 +32,7 @@ class OperatorProcess:
     def start(self, timeout: float = 60) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         command = [sys.executable, "-m", "keycloak_monitor", "run", "--all-namespaces", "--host", "127.0.0.1"]
-        command += ["--port", str(self.port), "--selector", self.selector, "--log-level", "DEBUG"]
+        command += ["--port", str(self.port), "--selector", self.selector, "--log-level", "DEBUG", *self.extra_args]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -57,6 +57,9 @@ class OperatorProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             return process.wait()
+
+    def healthz(self) -> int:
+        return httpx.get(f"{self.url}/healthz", timeout=5).status_code
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics", timeout=5).text

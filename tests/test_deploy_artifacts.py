@@ -136,6 +136,8 @@ EXPECTED_RBAC = _expand(
         ("events.k8s.io", "events"): "create patch",
         ("apiextensions.k8s.io", "customresourcedefinitions"): "get list watch",
         ("", "namespaces"): "list watch",
+        ("kopf.dev", "clusterkopfpeerings"): "get list watch patch create",
+        ("kopf.dev", "kopfpeerings"): "get list watch patch create",
     }
 )
 
@@ -468,12 +470,15 @@ def test_kustomize_builds_the_operator_install(kustomized: list[dict[str, Any]])
     assert set(objects) == {
         ("Namespace", NAMESPACE),
         ("CustomResourceDefinition", CRD_NAME),
+        ("CustomResourceDefinition", "clusterkopfpeerings.kopf.dev"),
+        ("CustomResourceDefinition", "kopfpeerings.kopf.dev"),
         ("ServiceAccount", "keycloak-monitor"),
         ("ClusterRole", "keycloak-monitor"),
         ("ClusterRole", "keycloak-monitor-cluster"),
         ("ClusterRoleBinding", "keycloak-monitor"),
         ("ClusterRoleBinding", "keycloak-monitor-cluster"),
         ("Deployment", "keycloak-monitor"),
+        ("PodDisruptionBudget", "keycloak-monitor"),
         ("Service", "keycloak-monitor"),
     }, "examples and monitoring extras stay out of the default kustomization"
     for doc in kustomized:
@@ -500,8 +505,12 @@ def operator_container(deployment: dict[str, Any]) -> dict[str, Any]:
 def test_manifests_deployment_runs_the_operator_hardened(kustomized: list[dict[str, Any]]) -> None:
     objects = by_kind(kustomized)
     deployment = objects[("Deployment", "keycloak-monitor")]
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Two replicas peer (one collects, one stands by); a rollout starts the standby first.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "keycloak-monitor"
     assert pod["securityContext"]["runAsNonRoot"] is True
@@ -514,6 +523,8 @@ def test_manifests_deployment_runs_the_operator_hardened(kustomized: list[dict[s
         "--all-namespaces",
         "--port",
         "9091",
+        "--peering",
+        "keycloak-monitor",
     ]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9091, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
@@ -633,6 +644,8 @@ def test_helm_values_shape_the_operator(helm: Path) -> None:
         "shard=a",
         "--port",
         "9091",
+        "--peering",
+        "keycloak-monitor",
         "--log-format",
         "json",
     ]
@@ -648,10 +661,16 @@ def test_helm_values_shape_the_operator(helm: Path) -> None:
     assert rbac_triples(docs) == EXPECTED_RBAC
 
 
-def test_helm_refuses_more_than_one_replica(helm: Path) -> None:
-    command = [str(helm), "template", RELEASE, str(CHART), "--set", "replicas=2"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode != 0 and "replicas" in result.stderr, result.stderr
+def test_helm_replicas_peer_and_keep_one_through_drains(helm: Path) -> None:
+    objects = by_kind(helm_template(helm, "replicas=3"))
+    deployment = objects[("Deployment", RELEASE)]
+    assert deployment["spec"]["replicas"] == 3
+    args = operator_container(deployment)["args"]
+    assert args[args.index("--peering") + 1] == RELEASE  # one peering per release: shards stay apart
+    budget = objects[("PodDisruptionBudget", RELEASE)]["spec"]
+    assert budget["minAvailable"] == 1
+    assert budget["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert ("PodDisruptionBudget", RELEASE) not in by_kind(helm_template(helm, "replicas=1"))
 
 
 # ---------------------------------------------------------------------------------------------

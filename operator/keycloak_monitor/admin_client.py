@@ -77,8 +77,13 @@ class AdminClient:
     async def use_ca(self, ca_data: str | None) -> None:
         """A rotated CA bundle needs new connections: verification happens at handshake."""
         if ca_data != self._ca_data:
-            self._ca_data = ca_data
-            old, self._http = self._http, self._new_http()
+            previous, self._ca_data = self._ca_data, ca_data
+            try:
+                new = self._new_http()
+            except BaseException:
+                self._ca_data = previous  # retried next cycle, never silently kept
+                raise
+            old, self._http = self._http, new
             await old.aclose()
 
     async def aclose(self) -> None:

@@ -37,6 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--namespace", "-n", action="append", default=[], help="watch this namespace (repeatable)")
     run.add_argument("--selector", "-l", default="", help="only monitors with these labels (key=value,...)")
     run.add_argument("--port", type=int, default=int(os.environ.get("EXPORTER_PORT", "9091")))
+    run.add_argument(
+        "--watch-timeout",
+        type=float,
+        default=60.0,
+        help="seconds one watch request lasts; a watch silent for 10s longer is reconnected",
+    )
+    run.add_argument(
+        "--liveness-grace",
+        type=float,
+        default=120.0,
+        help="/healthz fails when the apiserver has not answered for this many seconds",
+    )
+    run.add_argument(
+        "--peering",
+        default=os.environ.get("KEYCLOAK_MONITOR_PEERING", ""),
+        help="KopfPeering name shared by the replicas of one release: one collects, the others stand by",
+    )
     _common(run)
     return parser
 
@@ -54,10 +71,20 @@ def _standalone(args: argparse.Namespace) -> int:
 
 
 def _operator(args: argparse.Namespace) -> int:
-    from .controller.main import run_operator  # kopf is only loaded for the operator
+    from .controller.main import OperatorOptions, run_operator  # kopf is only loaded for the operator
 
     try:
-        return run_operator(namespaces=args.namespace, selector=args.selector, host=args.host, port=args.port)
+        return run_operator(
+            OperatorOptions(
+                namespaces=args.namespace,
+                selector=args.selector,
+                host=args.host,
+                port=args.port,
+                watch_timeout=args.watch_timeout,
+                liveness_grace=args.liveness_grace,
+                peering=args.peering,
+            )
+        )
     except ConfigError as exc:
         log.error("invalid option: %s", exc)
         return 2

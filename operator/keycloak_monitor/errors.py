@@ -14,6 +14,8 @@ class Reason(StrEnum):
     SERVER_ERROR = "server_error"
     INVALID_RESPONSE = "invalid_response"
     CONFIG = "config"
+    KUBERNETES = "kubernetes"  # the apiserver failed or did not answer (Secret read, status write)
+    INTERNAL = "internal"  # an exception nobody foresaw: a bug to report, not a Keycloak fault
 
 
 class CollectionError(Exception):

@@ -40,7 +40,9 @@ class Health:
         self.up = True
         self.last_success = time.time() if at is None else at
 
-    def failed(self, seconds: float, reason: Reason) -> None:
-        self._observe_duration(seconds)
+    def failed(self, seconds: float | None, reason: Reason) -> None:
+        """`seconds` is None for a failure before any request: no fake 0 s duration."""
+        if seconds is not None:
+            self._observe_duration(seconds)
         self.up = False
         self.errors[reason.value] += 1

@@ -31,7 +31,7 @@ class Outcome:
 
     snapshot: RealmSnapshot | None
     error: CollectionError | None
-    duration: float
+    duration: float | None  # None: failed before any request
 
     @property
     def ok(self) -> bool:
@@ -47,9 +47,11 @@ class Monitor:
         *,
         cursors: Mapping[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        health: Health | None = None,
     ) -> None:
         self.key, self.spec, self._store = key, spec, store
-        self.health = Health()
+        # Passed in by an owner that outlives spec changes, so counters never restart.
+        self.health = health or Health()
         self.state = RealmState(spec, cursors)
         self.api = AdminClient(spec, self.health.observe_request, transport=transport)
         self._labels = base_labels(key, spec.realm)
@@ -59,8 +61,9 @@ class Monitor:
     async def collect(self, credentials: Credentials, ca_data: str | None = None) -> Outcome:
         started = time.monotonic()
         try:
-            # A collection never outlives its interval, so the next one starts on time.
-            async with asyncio.timeout(self.spec.interval):
+            # spec.timeout is the budget of the whole collection (shorter than the interval,
+            # so the next one starts on time); every request waits at most as long.
+            async with asyncio.timeout(self.spec.timeout):
                 credentials.validate()
                 self.api.use_credentials(credentials)
                 await self.api.use_ca(ca_data)
@@ -70,11 +73,11 @@ class Monitor:
         except ConfigError as exc:
             return self.fail(CollectionError(Reason.CONFIG, str(exc)), time.monotonic() - started)
         except TimeoutError:
-            error = CollectionError(Reason.TIMEOUT, f"collection took longer than the {self.spec.interval:g}s interval")
+            error = CollectionError(Reason.TIMEOUT, f"collection took longer than its {self.spec.timeout:g}s timeout")
             return self.fail(error, time.monotonic() - started)
         except Exception as exc:  # a bug or a response we did not foresee: this monitor only
             log.exception("monitor %s: unexpected failure", self.key)
-            error = CollectionError(Reason.INVALID_RESPONSE, f"unexpected {type(exc).__name__} while collecting")
+            error = CollectionError(Reason.INTERNAL, f"unexpected {type(exc).__name__} while collecting")
             return self.fail(error, time.monotonic() - started)
         duration = time.monotonic() - started
         self.health.succeeded(duration)
@@ -84,8 +87,8 @@ class Monitor:
         self._publish(snapshot)
         return self.last
 
-    def fail(self, error: CollectionError, duration: float = 0.0) -> Outcome:
-        """Record a failure, also one found before any request (a missing Secret)."""
+    def fail(self, error: CollectionError, duration: float | None = None) -> Outcome:
+        """Record a failure, also one found before any request (a missing Secret: no duration)."""
         self.health.failed(duration, error.reason)
         changed = self.last is None or self.last.ok or self.last.error != error
         (log.warning if changed else log.debug)("monitor %s: %s", self.key, error)

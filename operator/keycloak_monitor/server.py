@@ -11,7 +11,9 @@ def wants_openmetrics(accept: str) -> bool:
     return "application/openmetrics-text" in accept
 
 
-def make_app(store: MetricsStore, ready: Callable[[], bool] = lambda: True) -> web.Application:
+def make_app(
+    store: MetricsStore, ready: Callable[[], bool] = lambda: True, alive: Callable[[], bool] = lambda: True
+) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
         om = wants_openmetrics(request.headers.get("Accept", ""))
         body = store.render(om=om)
@@ -23,7 +25,8 @@ def make_app(store: MetricsStore, ready: Callable[[], bool] = lambda: True) -> w
         return response
 
     async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        # Failing makes the kubelet restart the pod: only for what a restart can fix.
+        return web.Response(text="ok\n") if alive() else web.Response(status=503, text="apiserver unreachable\n")
 
     async def readyz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n") if ready() else web.Response(status=503, text="starting\n")

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,12 +84,58 @@ class ControlPlane(_Kubectl):
         self.apiserver_log = self.workdir / "kube-apiserver.log"
         self._token = secrets.token_hex(16)
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._commands: dict[str, tuple[list[str], Path]] = {}
+        self._by_name: dict[str, subprocess.Popen[bytes]] = {}
 
     def _spawn(self, command: list[str], log: Path) -> subprocess.Popen[bytes]:
-        with log.open("wb") as out:
+        with log.open("ab") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self._processes.append(process)
+        name = Path(command[0]).name
+        self._commands[name], self._by_name[name] = (command, log), process
         return process
+
+    # Faults for the resilience tests: the same process again, on the same ports and data.
+    def kill(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop `etcd` or `kube-apiserver` (SIGSTOP freezes it: it holds connections, answers nothing)."""
+        process = self._by_name[name]
+        if sig == signal.SIGSTOP:
+            process.send_signal(sig)
+            return
+        process.send_signal(sig)
+        process.wait(30)
+        self._processes.remove(process)
+
+    def resume(self, name: str) -> None:
+        """Undo kill(): SIGCONT a frozen process, or start a stopped one again."""
+        process = self._by_name[name]
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            return
+        self._spawn(*self._commands[name])
+        if name == "kube-apiserver":
+            self._wait_ready(self._by_name[name], 120)
+
+    def _ready(self) -> bool:
+        try:
+            headers = {"Authorization": f"Bearer {self._token}"}
+            return httpx.get(f"{self.server}/readyz", headers=headers, verify=False, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def _wait_ready(self, apiserver: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if apiserver.poll() is not None:
+                raise RuntimeError(
+                    f"kube-apiserver exited with {apiserver.returncode}:\n{self._tail(self.apiserver_log)}"
+                )
+            if self._ready():
+                return
+            time.sleep(0.5)
+        raise RuntimeError(
+            f"kube-apiserver not ready in {timeout}s:\n{self._tail(self.apiserver_log)}\n{self._tail(self.etcd_log)}"
+        )
 
     def start(self, timeout: float = 120) -> "ControlPlane":
         atexit.register(self.stop)
@@ -129,23 +176,12 @@ class ControlPlane(_Kubectl):
             self.apiserver_log,
         )
         _write_kubeconfig(self.kubeconfig, self.server, self._token)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if apiserver.poll() is not None:
-                raise RuntimeError(
-                    f"kube-apiserver exited with {apiserver.returncode}:\n{self._tail(self.apiserver_log)}"
-                )
-            try:
-                headers = {"Authorization": f"Bearer {self._token}"}
-                if httpx.get(f"{self.server}/readyz", headers=headers, verify=False, timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(
-            f"kube-apiserver not ready in {timeout}s:\n{self._tail(self.apiserver_log)}\n{self._tail(self.etcd_log)}"
-        )
+        try:
+            self._wait_ready(apiserver, timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     @staticmethod
     def _tail(path: Path, lines: int = 30) -> str:
@@ -153,6 +189,7 @@ class ControlPlane(_Kubectl):
 
     def stop(self) -> None:
         for process in reversed(self._processes):
+            process.send_signal(signal.SIGCONT)  # a frozen one could not act on SIGTERM
             process.terminate()
             try:
                 process.wait(20)

@@ -1,12 +1,14 @@
 """Credentials and CA bundle of a monitor, read from its Secrets before every collection."""
 
+import ssl
+
 from ..config import Credentials, MonitorSpec
 from ..errors import CollectionError, Reason
 from .kube import Kube
 
 
 def _missing(namespace: str, name: str, keys: str) -> CollectionError:
-    return CollectionError(Reason.CONFIG, f"Secret {namespace}/{name} has no {keys}", condition="SecretKeyMissing")
+    return CollectionError(Reason.CONFIG, f"Secret {namespace}/{name} has no text {keys}", condition="SecretKeyMissing")
 
 
 async def load_credentials(kube: Kube, namespace: str, spec: MonitorSpec) -> Credentials:
@@ -39,4 +41,12 @@ async def load_ca(kube: Kube, namespace: str, spec: MonitorSpec) -> str | None:
     data = await kube.read_secret(namespace, name)
     if not data.get(key):
         raise _missing(namespace, name, f"key '{key}' (tls.caSecret)")
+    try:  # checked here, every cycle, so the error names the Secret and a fix applies at once
+        ssl.create_default_context(cadata=data[key])
+    except (ssl.SSLError, ValueError):
+        raise CollectionError(
+            Reason.CONFIG,
+            f"key '{key}' of Secret {namespace}/{name} (tls.caSecret) is not a PEM CA bundle",
+            condition="InvalidCA",
+        ) from None
     return data[key]

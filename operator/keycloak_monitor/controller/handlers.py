@@ -1,7 +1,8 @@
-"""kopf wiring: one daemon per KeycloakMonitor, running a Supervisor."""
+"""kopf wiring: one daemon per KeycloakMonitor, running a Supervisor; watch events reach it
+at once, so a spec change does not wait for the next interval."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import kopf
@@ -15,7 +16,15 @@ from .supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 
-def register(registry: kopf.OperatorRegistry, store: MetricsStore, kube: Kube, labels: Mapping[str, Any]) -> None:
+def register(
+    registry: kopf.OperatorRegistry,
+    store: MetricsStore,
+    kube: Kube,
+    labels: Mapping[str, Any],
+    on_watch_event: Callable[[], None] = lambda: None,
+) -> None:
+    running: dict[MonitorKey, Supervisor] = {}
+
     @kopf.daemon(
         GROUP,
         VERSION,
@@ -33,5 +42,18 @@ def register(registry: kopf.OperatorRegistry, store: MetricsStore, kube: Kube, l
         def post_event(type: str, reason: str, message: str) -> None:
             kopf.event(body, type=type, reason=reason, message=message)
 
-        supervisor = Supervisor(MonitorKey(namespace, name), body, kube, store, post_event)
-        await supervisor.run(stopped.wait)
+        key = MonitorKey(namespace, name)
+        supervisor = running[key] = Supervisor(key, body, kube, store, post_event)
+        try:
+            await supervisor.run(stopped.wait)
+        finally:
+            if running.get(key) is supervisor:
+                del running[key]
+
+    # An event handler, not on.update: it needs no progress annotations, so it writes nothing.
+    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, labels=dict(labels) or None)
+    def spec_changed(body: kopf.Body, namespace: str, name: str, type: str | None, **_: Any) -> None:
+        on_watch_event()
+        supervisor = running.get(MonitorKey(namespace, name))
+        if supervisor is not None and type != "DELETED":
+            supervisor.observe(body)

@@ -1,27 +1,40 @@
-"""The few Kubernetes API calls the controller makes itself: read Secrets, patch status."""
+"""The few Kubernetes API calls the controller makes itself: read Secrets, patch status.
 
+Every call has a deadline, and every failure of the apiserver becomes a CollectionError
+with reason `kubernetes`: the monitor reports `up 0` and tries again next cycle.
+"""
+
+import asyncio
 import base64
 import binascii
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from ..errors import CollectionError, Reason
 from . import GROUP, PLURAL, VERSION
 
+API_TIMEOUT = 10.0  # seconds for one apiserver call, connection included
+
 
 class Kube:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, timeout: float = API_TIMEOUT) -> None:
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
+        self._version = client.VersionApi(api)
+        self.timeout = timeout
 
     async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """A Secret's data, decoded; the values never leave this process in a log or error."""
+        """A Secret's text values, decoded; the values never leave this process in a log or
+        error. Binary values (a keystore beside the password) are left out, not an error."""
+        what = f"reading Secret {namespace}/{name}"
         try:
-            secret = await self._core.read_namespaced_secret(name, namespace)
+            async with self._deadline(what):
+                secret = await self._core.read_namespaced_secret(name, namespace, _request_timeout=self.timeout)
         except ApiException as exc:
             if exc.status == 404:
                 raise CollectionError(
@@ -33,25 +46,84 @@ class Kube:
                     f"the operator may not read Secret {namespace}/{name} (RBAC)",
                     condition="SecretForbidden",
                 ) from None
-            raise CollectionError(
-                Reason.CONFIG, f"reading Secret {namespace}/{name} failed: HTTP {exc.status}", condition="SecretError"
-            ) from None
-        return {key: _decode(value, namespace, name, key) for key, value in (secret.data or {}).items()}
+            raise _api_error(what, exc) from None
+        return {key: text for key, value in (secret.data or {}).items() if (text := _text(value)) is not None}
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        # A merge patch: the client would otherwise pick JSON-patch for this endpoint.
-        await self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": status}, _content_type="application/merge-patch+json"
-        )
+        what = f"writing the status of {namespace}/{name}"
+        try:
+            async with self._deadline(what):
+                # A merge patch: the client would otherwise pick JSON-patch for this endpoint.
+                await self._custom.patch_namespaced_custom_object_status(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    {"status": status},
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=self.timeout,
+                )
+        except ApiException as exc:
+            raise _api_error(what, exc) from None
+
+    async def ensure_peering(self, name: str, namespaces: list[str]) -> None:
+        """The peering object kopf keeps its keep-alives in: created here, at start, since
+        kubectl cannot apply it in the same step as its CRD."""
+        body = {"apiVersion": "kopf.dev/v1", "metadata": {"name": name}}
+        targets = [(ns, "kopfpeerings", "KopfPeering") for ns in namespaces] or [
+            (None, "clusterkopfpeerings", "ClusterKopfPeering")
+        ]
+        for namespace, plural, kind in targets:
+            what = f"creating {kind} {name}"
+            try:
+                async with self._deadline(what):
+                    if namespace is None:
+                        await self._custom.create_cluster_custom_object(
+                            "kopf.dev", "v1", plural, {**body, "kind": kind}, _request_timeout=self.timeout
+                        )
+                    else:
+                        await self._custom.create_namespaced_custom_object(
+                            "kopf.dev", "v1", namespace, plural, {**body, "kind": kind}, _request_timeout=self.timeout
+                        )
+            except ApiException as exc:
+                if exc.status != 409:  # 409: it exists already
+                    raise _api_error(what, exc) from None
+
+    async def ping(self) -> None:
+        """One cheap round trip (GET /version, allowed to every ServiceAccount)."""
+        what = "asking the apiserver for its version"
+        try:
+            async with self._deadline(what):
+                await self._version.get_code(_request_timeout=self.timeout)
+        except ApiException as exc:
+            raise _api_error(what, exc) from None
+
+    @asynccontextmanager
+    async def _deadline(self, what: str) -> AsyncIterator[None]:
+        """Transport failures and hangs as CollectionErrors; ApiExceptions pass for the caller."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError:
+            raise CollectionError(
+                Reason.KUBERNETES, f"{what}: the apiserver did not answer within {self.timeout:g}s", "KubernetesTimeout"
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise CollectionError(
+                Reason.KUBERNETES, f"{what}: the apiserver is unreachable ({type(exc).__name__})"
+            ) from None
 
 
-def _decode(value: str, namespace: str, name: str, key: str) -> str:
+def _api_error(what: str, exc: ApiException) -> CollectionError:
+    return CollectionError(Reason.KUBERNETES, f"{what} failed: HTTP {exc.status} {exc.reason or ''}".rstrip())
+
+
+def _text(value: str) -> str | None:
     try:
         return base64.b64decode(value).decode()
     except (binascii.Error, UnicodeDecodeError):
-        raise CollectionError(
-            Reason.CONFIG, f"key {key} of Secret {namespace}/{name} is not UTF-8 text", condition="SecretKeyMissing"
-        ) from None
+        return None
 
 
 @asynccontextmanager

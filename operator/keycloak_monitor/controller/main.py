@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import kopf
@@ -11,7 +13,8 @@ from ..exposition import MetricsStore
 from ..server import make_app, start_server
 from . import GROUP
 from .handlers import register
-from .kube import connect
+from .kube import API_TIMEOUT, connect
+from .liveness import ApiLiveness
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +33,57 @@ def parse_selector(text: str) -> dict[str, Any]:
     return labels
 
 
-def configure(settings: kopf.OperatorSettings) -> None:
+@dataclass(frozen=True)
+class OperatorOptions:
+    namespaces: list[str] = field(default_factory=list)
+    selector: str = ""
+    host: str = "0.0.0.0"
+    port: int = 9091
+    watch_timeout: float = 60.0
+    liveness_grace: float = 120.0
+    peering: str = ""  # a KopfPeering name: hot standby between replicas; empty: standalone
+
+
+# A dead active replica is presumed gone this long after its last keep-alive, so the
+# standby takes over within it (kopf's default is 60 s).
+PEERING_LIFETIME = 20
+
+
+def standby_priority(now: float | None = None) -> int:
+    """The older process wins: a replica that starts later waits as the standby instead of
+    taking over from a healthy one (kopf pauses the lower priority; equal ones both pause,
+    so milliseconds keep two replicas started together apart)."""
+    return -int((time.time() if now is None else now) * 1000)
+
+
+def configure(settings: kopf.OperatorSettings, watch_timeout: float) -> None:
     # Our status schema is strict: kopf keeps its own progress in annotations instead.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=GROUP)
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     # Our Events mark Ready transitions; kopf's own log lines become Events only as warnings.
     settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
+    # A watch behind a load balancer can freeze without being closed: the apiserver ends
+    # each watch after watch_timeout, so one silent for longer is dead and is reconnected.
+    settings.watching.server_timeout = int(watch_timeout)  # the apiserver takes whole seconds only
+    settings.watching.client_timeout = watch_timeout + 10
+    settings.watching.inactivity_timeout = watch_timeout + 10
+    settings.watching.connect_timeout = API_TIMEOUT
+    settings.networking.connect_timeout = API_TIMEOUT
+    settings.networking.request_timeout = 3 * API_TIMEOUT
+    settings.peering.lifetime = PEERING_LIFETIME
+    settings.peering.stealth = True
 
 
-async def operate(namespaces: list[str], labels: dict[str, Any], host: str, port: int) -> None:
+async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
     store = MetricsStore()
     ready = asyncio.Event()
+    liveness = ApiLiveness(options.liveness_grace)
     registry = kopf.OperatorRegistry()
 
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
-        configure(settings)
+        configure(settings, options.watch_timeout)
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -55,22 +91,33 @@ async def operate(namespaces: list[str], labels: dict[str, Any], host: str, port
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     async with connect() as kube:
-        register(registry, store, kube, labels)
-        runner = await start_server(make_app(store, ready=ready.is_set), host, port)
-        log.info("serving metrics on http://%s:%d/metrics", host, port)
+        if options.peering:
+            await kube.ensure_peering(options.peering, options.namespaces)
+        register(registry, store, kube, labels, on_watch_event=liveness.answered)
+        runner = await start_server(
+            make_app(store, ready=ready.is_set, alive=liveness.alive), options.host, options.port
+        )
+        log.info("serving metrics on http://%s:%d/metrics", options.host, options.port)
         try:
-            await kopf.operator(
-                registry=registry,
-                standalone=True,
-                clusterwide=not namespaces,
-                namespaces=namespaces,
-                ready_flag=ready,
-            )
+            async with asyncio.TaskGroup() as group:
+                probe = group.create_task(liveness.probe(kube, every=min(10.0, options.liveness_grace / 3)))
+                try:
+                    await kopf.operator(
+                        registry=registry,
+                        standalone=not options.peering,
+                        peering_name=options.peering or None,
+                        priority=standby_priority() if options.peering else None,
+                        clusterwide=not options.namespaces,
+                        namespaces=options.namespaces,
+                        ready_flag=ready,
+                    )
+                finally:
+                    probe.cancel()
         finally:
             await runner.cleanup()
 
 
-def run_operator(namespaces: list[str], selector: str, host: str, port: int) -> int:
-    labels = parse_selector(selector)
-    asyncio.run(operate(namespaces, labels, host, port))
+def run_operator(options: OperatorOptions) -> int:
+    labels = parse_selector(options.selector)
+    asyncio.run(operate(options, labels))
     return 0

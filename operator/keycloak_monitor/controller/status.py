@@ -27,6 +27,8 @@ CONDITION_REASON = {
     Reason.SERVER_ERROR: "ServerError",
     Reason.INVALID_RESPONSE: "InvalidResponse",
     Reason.CONFIG: "InvalidConfig",
+    Reason.KUBERNETES: "KubernetesUnavailable",
+    Reason.INTERNAL: "InternalError",
 }
 
 

@@ -4,6 +4,7 @@ A plain async function with its collaborators passed in, so tests drive it direc
 kopf daemon in handlers.py only wires it up.
 """
 
+import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -12,8 +13,10 @@ from typing import Any, Protocol
 
 from ..config import ConfigError, MonitorKey, MonitorSpec, parse_spec
 from ..errors import CollectionError, Reason
-from ..exposition import MetricsStore
+from ..exposition import MetricsStore, base_labels
+from ..health import Health
 from ..monitor import Monitor, Outcome, run_every
+from ..render import render_monitor
 from .credentials import load_ca, load_credentials
 from .kube import Kube
 from .status import Report, changes, desired_status, ready_transition
@@ -50,39 +53,80 @@ class Supervisor:
     ) -> None:
         self.key, self._body, self._kube, self._store, self._post_event = key, body, kube, store, post_event
         self.monitor: Monitor | None = None
-        self._spec_data: Any = None
+        # Outlives spec changes and invalid specs: counters and the histogram never restart.
+        self.health = Health()
+        self._spec_data: Any = None  # the spec of self.monitor
+        self._spec_seen: Any = None  # the spec of the last cycle, valid or not
         self._interval = DEFAULT_INTERVAL
+        self._woken = asyncio.Event()
         # What we last wrote; the live body lags behind our own patches.
         self._status: Mapping[str, Any] = copy.deepcopy(dict(body.get("status") or {}))
 
-    async def run(self, sleep: Sleep) -> None:
+    async def run(self, stop: Sleep) -> None:
         try:
-            await run_every(lambda: self._interval, self.cycle, sleep)
+            await run_every(lambda: self._interval, self.cycle, lambda seconds: self._sleep(stop, seconds))
         finally:
             await self.close()
 
+    def observe(self, body: Mapping[str, Any]) -> None:
+        """A watch event for this monitor: a changed spec ends the wait for the next cycle,
+        so a fix applies within seconds even with a long interval."""
+        self._body = body
+        if (body.get("spec") or {}) != self._spec_seen:
+            self._woken.set()
+
+    async def _sleep(self, stop: Sleep, seconds: float) -> bool:
+        """Wait for the next cycle, cut short by observe(); True when the daemon must stop."""
+        stopping = asyncio.ensure_future(stop(seconds))
+        waking = asyncio.ensure_future(self._woken.wait())
+        try:
+            await asyncio.wait((stopping, waking), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stopping, waking):
+                task.cancel()
+            await asyncio.wait((stopping, waking))
+        self._woken.clear()
+        return stopping.done() and not stopping.cancelled() and bool(stopping.result())
+
     async def cycle(self) -> None:
+        """One collection and its status. Nothing raised here ends the monitor: whatever
+        fails becomes `up 0` with a reason, and the next cycle tries again."""
         generation = self._body.get("metadata", {}).get("generation")
         try:
             monitor = await self._current_monitor()
         except ConfigError as exc:
-            await self._report(Report(generation, error=CollectionError(Reason.CONFIG, str(exc), "InvalidSpec")))
+            error = CollectionError(Reason.CONFIG, str(exc), "InvalidSpec")
+            self._invalid_spec(error)
+            await self._report(Report(generation, error=error))
             return
         outcome = await self._collect(monitor)
         cursors = {"url": monitor.spec.url, "realm": monitor.spec.realm, **monitor.state.cursors()}
         await self._report(Report(generation, snapshot=outcome.snapshot, error=outcome.error, cursors=cursors))
 
     async def _current_monitor(self) -> Monitor:
-        """The monitor for the current spec; a changed spec replaces it and its series."""
-        spec_data = self._body.get("spec") or {}
+        """The monitor for the current spec; a changed, valid spec replaces it and its series.
+        An invalid spec raises ConfigError and leaves the current monitor in place."""
+        spec_data = self._spec_seen = copy.deepcopy(dict(self._body.get("spec") or {}))
         if self.monitor is not None and spec_data == self._spec_data:
             return self.monitor
-        await self.close()
-        self._spec_data = copy.deepcopy(dict(spec_data))
         spec = parse_spec(spec_data)
+        await self.close()
+        self._spec_data = spec_data
         self._interval = spec.interval
-        self.monitor = Monitor(self.key, spec, self._store, cursors=resumable_cursors(self._status, spec))
+        self.monitor = Monitor(
+            self.key, spec, self._store, cursors=resumable_cursors(self._status, spec), health=self.health
+        )
         return self.monitor
+
+    def _invalid_spec(self, error: CollectionError) -> None:
+        """`up 0` and errors{reason="config"} stay, so KeycloakMonitorDown can fire."""
+        if self.monitor is not None:
+            self.monitor.fail(error)
+            return
+        self.health.failed(None, error.reason)
+        realm = self._spec_seen.get("realm")
+        labels = base_labels(self.key, realm if isinstance(realm, str) else "")
+        self._store.publish(self.key, render_monitor(labels, self.health, None))
 
     async def _collect(self, monitor: Monitor) -> Outcome:
         try:
@@ -90,6 +134,9 @@ class Supervisor:
             ca_data = await load_ca(self._kube, self.key.namespace, monitor.spec)
         except CollectionError as exc:
             return monitor.fail(exc)
+        except Exception as exc:  # a bug, not the apiserver (kube.py turns those into CollectionErrors)
+            log.exception("monitor %s: unexpected failure reading its Secrets", self.key)
+            return monitor.fail(CollectionError(Reason.INTERNAL, f"unexpected {type(exc).__name__} reading Secrets"))
         return await monitor.collect(credentials, ca_data)
 
     async def _report(self, report: Report) -> None:
@@ -100,12 +147,25 @@ class Supervisor:
         transition = ready_transition(self._status, desired)
         try:
             await self._kube.patch_status(self.key.namespace, self.key.name, patch)
-        except Exception as exc:  # the resource may be going away; the next cycle retries
-            log.warning("monitor %s: status not written: %s", self.key, exc)
+        except CollectionError as exc:  # unwritten: `up 0` says so, and the next cycle retries
+            self._status_failed(report, exc)
+            return
+        except Exception as exc:
+            log.exception("monitor %s: unexpected failure writing its status", self.key)
+            error = CollectionError(Reason.INTERNAL, f"unexpected {type(exc).__name__} writing status")
+            self._status_failed(report, error)
             return
         self._status = {**self._status, **patch}
         if transition:
             self._post_event(*transition)
+
+    def _status_failed(self, report: Report, error: CollectionError) -> None:
+        """A cycle counts once: a failed collection whose status is not written either is
+        already `up 0` and counted; only a successful one becomes a failure here."""
+        if report.error is None and self.monitor is not None:
+            self.monitor.fail(error)
+        else:
+            log.debug("monitor %s: %s", self.key, error)
 
     async def close(self) -> None:
         if self.monitor is not None:

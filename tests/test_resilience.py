@@ -1,0 +1,436 @@
+"""The Kubernetes side breaking for real: the apiserver and etcd stopped, restarted and
+frozen, Secrets deleted and rotated, invalid specs, a frozen watch. Each monitor says what
+is wrong (`up 0` and a reason), keeps its series, and recovers by itself on its next cycle.
+
+This module runs its own control plane, since its tests stop and freeze its processes."""
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client, config
+
+from keycloak_monitor.config import MonitorKey
+from keycloak_monitor.controller.kube import Kube
+from keycloak_monitor.controller.supervisor import Supervisor
+from keycloak_monitor.exposition import MetricsStore
+from tests import fault_matrix
+from tests.operator_process import OperatorProcess
+from tests.realms import make_realm
+from tests.tcp_proxy import FreezingProxy
+from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, sample, wait_for
+from tests.testbed.kube import ControlPlane
+from tests.testbed.kube_build import ensure_binaries
+
+pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTAGE = 30.0  # seconds the apiserver stays down, as in an upgrade
+
+
+@pytest.fixture(scope="module")
+def plane() -> Iterator[ControlPlane]:
+    control_plane = ControlPlane(ensure_binaries()).start()
+    try:
+        control_plane.kubectl("apply", "-k", str(ROOT / "manifests"))
+        control_plane.kubectl(
+            "wait", "--for=condition=Established", "crd/keycloakmonitors.monitoring.keycloak-monitor.io"
+        )
+        yield control_plane
+    finally:
+        control_plane.stop()
+
+
+@pytest.fixture(scope="module")
+def kube(plane) -> Kubectl:
+    return Kubectl(plane, "res")
+
+
+@pytest.fixture(scope="module")
+def realm(kc_admin):
+    return make_realm(kc_admin, "resilience", users=2)
+
+
+@asynccontextmanager
+async def api(kubeconfig: Path, deadline: float = 2.0) -> AsyncIterator[Kube]:
+    configuration = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    async with client.ApiClient(configuration) as api_client:
+        yield Kube(api_client, timeout=deadline)
+
+
+def create_monitor(kube: Kubectl, keycloak, realm: str, name: str, **spec: Any) -> dict[str, Any]:
+    """A namespace, an admin Secret and a KeycloakMonitor; returns its body as the apiserver has it."""
+    ns = kube.namespace(name)
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    kube.apply(kube.monitor_doc(ns, name, keycloak.base_url, realm, "kc-admin", **spec))
+    body = kube.get(ns, name)
+    assert body is not None
+    return body
+
+
+class Watched:
+    """A Supervisor driven cycle by cycle, as its daemon does, with its series at hand."""
+
+    def __init__(self, body: dict[str, Any], kube: Kube) -> None:
+        self.store = MetricsStore(False)
+        self.events: list[tuple[str, str, str]] = []
+        self.key = MonitorKey(body["metadata"]["namespace"], body["metadata"]["name"])
+        self.supervisor = Supervisor(self.key, body, kube, self.store, lambda *event: self.events.append(event))
+
+    async def cycle(self) -> str:
+        await self.supervisor.cycle()
+        return self.text()
+
+    def text(self) -> str:
+        return self.store.render().decode()
+
+    def up(self) -> float | None:
+        return sample(self.text(), "keycloak_monitor_up", monitor=self.key.name)
+
+    def errors(self, reason: str) -> float | None:
+        return sample(self.text(), "keycloak_monitor_collection_errors_total", monitor=self.key.name, reason=reason)
+
+    def counters(self) -> dict[str, float]:
+        """Every counter sample of this monitor, to check that none went backwards."""
+        found = {}
+        for line in self.text().splitlines():
+            head, _, value = line.rpartition(" ")
+            if ("_total{" in head or "_count{" in head or "_bucket{" in head) and f'monitor="{self.key.name}"' in head:
+                found[head] = float(value)
+        return found
+
+    def message(self) -> str:
+        error = self.supervisor.monitor.last.error if self.supervisor.monitor and self.supervisor.monitor.last else None
+        return error.message if error else ""
+
+
+def never_backwards(before: dict[str, float], after: dict[str, float]) -> None:
+    for series, value in before.items():
+        assert after.get(series, 0) >= value, f"{series} went from {value} to {after.get(series)}"
+
+
+async def test_apiserver_stopped_then_restarted(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "apiserver-down")
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        assert watched.up() == 1
+        durations = watched.supervisor.health.duration_count
+        before = watched.counters()
+
+        plane.kill("kube-apiserver")
+        down_until = time.monotonic() + OUTAGE
+        cycles = 0
+        while time.monotonic() < down_until:
+            await watched.cycle()
+            cycles += 1
+            assert watched.up() == 0
+            assert sample(watched.text(), "keycloak_users", monitor="apiserver-down") is None  # absent, not stale
+            await asyncio.sleep(INTERVAL)
+        assert watched.errors("kubernetes") == cycles
+        assert watched.supervisor.health.duration_count == durations  # no request made: no fake 0 s
+        assert "Secret" in watched.message() and "apiserver" in watched.message()
+        never_backwards(before, watched.counters())
+
+        plane.resume("kube-apiserver")
+        ended = time.monotonic()
+        await watched.cycle()
+        recovery = time.monotonic() - ended
+        assert watched.up() == 1
+        assert kube.ready(body["metadata"]["namespace"], "apiserver-down") == ("True", "Collected")
+        never_backwards(before, watched.counters())
+    fault_matrix.record(
+        "test_resilience.py::test_apiserver_stopped_then_restarted",
+        f"{cycles} cycles `up 0` reason `kubernetes` over {OUTAGE:g} s; `up 1` on the first cycle after",
+        recovery,
+    )
+
+
+async def test_etcd_restarted(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "etcd-down")
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        assert watched.up() == 1
+        before = watched.counters()
+
+        plane.kill("etcd")
+        await watched.cycle()
+        assert watched.up() == 0
+        assert watched.errors("kubernetes") == 1
+        reason = watched.message()
+
+        plane.resume("etcd")
+        ended = time.monotonic()
+        wait_for("the apiserver back on etcd", plane._ready, 60)
+        for _ in range(3):  # the apiserver may need a moment to reconnect to etcd
+            if (await watched.cycle()) and watched.up() == 1:
+                break
+            await asyncio.sleep(1)
+        recovery = time.monotonic() - ended
+        assert watched.up() == 1
+        never_backwards(before, watched.counters())
+    fault_matrix.record("test_resilience.py::test_etcd_restarted", f"`up 0`, reason `kubernetes` ({reason})", recovery)
+
+
+async def test_apiserver_frozen(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "apiserver-frozen")
+    async with api(plane.kubeconfig, deadline=2.0) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        assert watched.up() == 1
+
+        plane.kill("kube-apiserver", signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            await watched.cycle()
+            took = time.monotonic() - started
+            assert watched.up() == 0
+            assert watched.errors("kubernetes") == 1
+            assert "did not answer within 2s" in watched.message()
+        finally:
+            plane.resume("kube-apiserver")
+        ended = time.monotonic()
+        await watched.cycle()
+        recovery = time.monotonic() - ended
+        assert watched.up() == 1
+    fault_matrix.record(
+        "test_resilience.py::test_apiserver_frozen",
+        f"cycle ended after {took:.1f} s (Secret read, status write: 2 s deadline each): `up 0`, `kubernetes`",
+        recovery,
+    )
+
+
+async def test_secret_deleted_then_recreated(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "secret-gone")
+    ns = body["metadata"]["namespace"]
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        before = watched.counters()
+        plane.kubectl("delete", "secret", "kc-admin", "-n", ns)
+        await watched.cycle()
+        assert watched.up() == 0 and watched.errors("config") == 1
+        assert kube.ready(ns, "secret-gone") == ("False", "SecretNotFound")
+
+        kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+        ended = time.monotonic()
+        await watched.cycle()
+        recovery = time.monotonic() - ended
+        assert watched.up() == 1 and kube.ready(ns, "secret-gone") == ("True", "Collected")
+        assert [event[1] for event in watched.events] == ["Collected", "SecretNotFound", "Collected"]
+        never_backwards(before, watched.counters())
+    fault_matrix.record(
+        "test_resilience.py::test_secret_deleted_then_recreated", "`up 0`, Ready=False/SecretNotFound, Events", recovery
+    )
+
+
+async def test_secret_rotated(plane, kube, keycloak, realm, kc_admin):
+    body = create_monitor(kube, keycloak, realm.name, "rotated")
+    ns = body["metadata"]["namespace"]
+    kc_admin.request(  # a second admin, whose password we rotate
+        "POST",
+        "/master/users",
+        json={"username": "rotating", "enabled": True, "credentials": [{"type": "password", "value": "first-1"}]},
+    )
+    user_id = kc_admin.get("/master/users", username="rotating", exact="true")[0]["id"]
+    admin_role = kc_admin.get("/master/roles/admin")
+    kc_admin.request("POST", f"/master/users/{user_id}/role-mappings/realm", json=[admin_role])
+    kube.secret(ns, "kc-admin", username="rotating", password="first-1")
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        assert watched.up() == 1
+        kc_admin.request(
+            "PUT",
+            f"/master/users/{user_id}/reset-password",
+            json={"type": "password", "value": "second-2", "temporary": False},
+        )
+        kube.secret(ns, "kc-admin", username="rotating", password="second-2")
+        await watched.cycle()
+        assert watched.up() == 1, watched.message()
+        assert watched.errors("auth") == 0
+    fault_matrix.record("test_resilience.py::test_secret_rotated", "`up 1` throughout, no auth error", None)
+
+
+async def test_ca_secret_broken_then_fixed(plane, kube, keycloak, realm):
+    ns = kube.namespace("ca")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    kube.secret(ns, "sso-ca", **{"ca.crt": keycloak.ca_file.read_text()})
+    doc = kube.monitor_doc(ns, "ca", keycloak.https_url, realm.name, "kc-admin", tls={"caSecret": {"name": "sso-ca"}})
+    kube.apply(doc)
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(kube.get(ns, "ca"), k8s)
+        await watched.cycle()
+        assert watched.up() == 1
+        kube.secret(ns, "sso-ca", **{"ca.crt": "not a certificate"})
+        for _ in range(2):  # the broken CA is read every cycle, not only once
+            await watched.cycle()
+            assert watched.up() == 0
+            assert f"Secret {ns}/sso-ca" in watched.message()
+        assert watched.errors("config") == 2
+        assert kube.ready(ns, "ca") == ("False", "InvalidCA")
+
+        kube.secret(ns, "sso-ca", **{"ca.crt": keycloak.ca_file.read_text()})
+        ended = time.monotonic()
+        await watched.cycle()
+        recovery = time.monotonic() - ended
+        assert watched.up() == 1
+    fault_matrix.record(
+        "test_resilience.py::test_ca_secret_broken_then_fixed",
+        "`up 0`, reason `config`, Ready=False/InvalidCA naming the Secret; fixed CA used next cycle",
+        recovery,
+    )
+
+
+async def test_invalid_spec_keeps_up_zero(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "invalid")
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        before = watched.counters()
+        # What the CRD cannot refuse on its own (it is checked by the operator): a value
+        # the schema lets through from an older CRD, here a realm that is not text.
+        broken = {**body, "spec": {**body["spec"], "realm": ["not", "text"]}}
+        watched.supervisor.observe(broken)
+        await watched.cycle()
+        assert watched.up() == 0
+        assert watched.errors("config") == 1
+        assert "realm" in watched.message()
+        never_backwards(before, watched.counters())
+        assert kube.ready(body["metadata"]["namespace"], "invalid") == ("False", "InvalidSpec")
+
+        watched.supervisor.observe(body)
+        await watched.cycle()
+        assert watched.up() == 1
+        never_backwards(before, watched.counters())
+
+    # A spec invalid from the start still has its health series.
+    async with api(plane.kubeconfig) as k8s:
+        fresh = Watched({**body, "spec": {**body["spec"], "realm": ["x"]}}, k8s)
+        await fresh.cycle()
+        assert fresh.up() == 0 and fresh.errors("config") == 1
+    fault_matrix.record(
+        "test_resilience.py::test_invalid_spec_keeps_up_zero",
+        "`up 0`, errors{reason=config} counted, Ready=False/InvalidSpec; `up 1` once fixed",
+        None,
+    )
+
+
+def test_fault_matrix_doc():
+    """docs/faults.md lists exactly the rows of tests/fault_matrix.py, and each names a test."""
+    doc = fault_matrix.parse_doc(fault_matrix.DOC.read_text())
+    assert set(doc) == {row.test for row in fault_matrix.ROWS}
+    for row in fault_matrix.ROWS:
+        assert doc[row.test][:2] == (row.fault, row.expected), f"run `python -m tests.fault_matrix`: {row.test}"
+        module, _, function = row.test.partition("::")
+        assert f"def {function}(" in (ROOT / "tests" / module).read_text(), f"{row.test} does not exist"
+
+
+def through(kubeconfig: Path, port: int) -> Path:
+    """The same credentials, with the apiserver reached through a proxy on `port`."""
+    data = yaml.safe_load(kubeconfig.read_text())
+    data["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    data["clusters"][0]["cluster"].pop("certificate-authority-data", None)
+    data["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = True
+    proxied = kubeconfig.with_suffix(".proxied")
+    proxied.write_text(yaml.safe_dump(data))
+    proxied.chmod(0o600)
+    return proxied
+
+
+@pytest.fixture
+def start_operator(plane, tmp_path) -> Iterator[Any]:
+    started: list[OperatorProcess] = []
+
+    def start(selector: str, *args: str, kubeconfig: Path | None = None) -> OperatorProcess:
+        kubeconfig = kubeconfig or plane.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
+        process = OperatorProcess(kubeconfig, selector, tmp_path, extra_args=args)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def labelled(doc: dict[str, Any], label: str) -> dict[str, Any]:
+    doc["metadata"]["labels"] = {RUN_LABEL: label}
+    return doc
+
+
+def test_spec_change_applies_within_seconds(plane, kube, keycloak, realm, kc_admin, start_operator):
+    other = make_realm(kc_admin, "moved", users=1)
+    ns = kube.namespace("hourly")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    doc = labelled(kube.monitor_doc(ns, "hourly", keycloak.base_url, realm.name, "kc-admin", interval="1h"), "hourly")
+    kube.apply(doc)
+    operator = start_operator(f"{RUN_LABEL}=hourly")
+    wait_for("the first collection", lambda: sample(operator.metrics(), "keycloak_users", realm=realm.name), 30)
+
+    doc["spec"]["realm"] = other.name
+    kube.apply(doc)
+    changed = time.monotonic()
+    wait_for("the new realm", lambda: sample(operator.metrics(), "keycloak_users", realm=other.name) == 1, 30)
+    took = time.monotonic() - changed
+    assert sample(operator.metrics(), "keycloak_users", realm=realm.name) is None
+    fault_matrix.record(
+        "test_resilience.py::test_spec_change_applies_within_seconds",
+        f"new realm collected {took:.1f} s after the change (interval 1 h)",
+        took,
+    )
+
+
+def test_frozen_watch_is_reconnected(plane, kube, keycloak, realm, kc_admin, start_operator):
+    other = make_realm(kc_admin, "unfrozen", users=1)
+    ns = kube.namespace("frozen")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    doc = labelled(kube.monitor_doc(ns, "frozen", keycloak.base_url, realm.name, "kc-admin"), "frozen")
+    kube.apply(doc)
+    proxy = FreezingProxy(plane.port)
+    try:
+        kubeconfig = through(plane.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor"), proxy.port)
+        operator = start_operator(f"{RUN_LABEL}=frozen", "--watch-timeout", "10", kubeconfig=kubeconfig)
+        wait_for("the first collection", lambda: sample(operator.metrics(), "keycloak_users", realm=realm.name), 30)
+
+        assert proxy.freeze_open_connections() >= 1  # the watch among them: open, silent
+        frozen = time.monotonic()
+        doc["spec"]["realm"] = other.name
+        kube.apply(doc)
+        # Only the watch brings the new spec; it is silent until kopf gives up on it
+        # (--watch-timeout 10: inactivity timeout 20 s) and connects again.
+        wait_for("the new realm", lambda: sample(operator.metrics(), "keycloak_users", realm=other.name) == 1, 90)
+        took = time.monotonic() - frozen
+        assert operator.healthz() == 200
+    finally:
+        proxy.close()
+    fault_matrix.record(
+        "test_resilience.py::test_frozen_watch_is_reconnected",
+        f"watch reconnected, the spec change applied {took:.1f} s after the freeze (inactivity timeout 20 s)",
+        took,
+    )
+
+
+def test_healthz_fails_when_the_apiserver_is_gone(plane, kube, start_operator):
+    operator = start_operator(f"{RUN_LABEL}=liveness", "--liveness-grace", "6")
+    assert operator.healthz() == 200
+    plane.kill("kube-apiserver", signal.SIGSTOP)
+    try:
+        wait_for("/healthz 503", lambda: operator.healthz() == 503, 30)
+    finally:
+        plane.resume("kube-apiserver")
+    ended = time.monotonic()
+    wait_for("/healthz 200", lambda: operator.healthz() == 200, 30)
+    fault_matrix.record(
+        "test_resilience.py::test_healthz_fails_when_the_apiserver_is_gone",
+        "`/healthz` 503 once the apiserver was silent past the 6 s grace; 200 when it answered",
+        time.monotonic() - ended,
+    )
