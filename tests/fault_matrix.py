@@ -71,6 +71,21 @@ ROWS = (
         "`/healthz` answers 503, so the kubelet restarts the pod; 200 again once it answers",
     ),
     Row(
+        "active replica SIGKILLed, standby running",
+        "test_resilience.py::test_standby_takes_over_when_the_active_replica_dies",
+        "the standby collects within ~30 s (peering lifetime 20 s); never two collectors",
+    ),
+    Row(
+        "both replicas started at once",
+        "test_resilience.py::test_two_replicas_started_at_once_elect_one",
+        "exactly one replica collects, the other stays idle",
+    ),
+    Row(
+        "monitor deleted after the operator is gone",
+        "test_resilience.py::test_uninstall_releases_monitors_the_operator_left_behind",
+        "held by the finalizer; the README's uninstall command releases it",
+    ),
+    Row(
         "operator SIGKILLed mid-collection",
         "test_operator.py::test_a_restarted_operator_resumes_every_monitor_without_duplicates",
         "the restarted process resumes from the status cursor; no event counted twice",

@@ -22,7 +22,7 @@ class OperatorProcess:
     def __init__(self, kubeconfig: Path, selector: str, log_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.kubeconfig, self.selector, self.extra_args = kubeconfig, selector, extra_args
         self.port = free_port()
-        self.log_path = log_dir / "operator.log"
+        self.log_path = log_dir / f"operator-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -30,11 +30,19 @@ class OperatorProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (to start several at once)."""
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
         command = [sys.executable, "-m", "keycloak_monitor", "run", "--all-namespaces", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--selector", self.selector, "--log-level", "DEBUG", *self.extra_args]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        assert self._process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

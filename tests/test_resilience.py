@@ -5,13 +5,16 @@ is wrong (`up 0` and a reason), keeps its series, and recovers by itself on its 
 This module runs its own control plane, since its tests stop and freeze its processes."""
 
 import asyncio
+import os
 import signal
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from kubernetes_asyncio import client, config
@@ -350,11 +353,14 @@ def through(kubeconfig: Path, port: int) -> Path:
 def start_operator(plane, tmp_path) -> Iterator[Any]:
     started: list[OperatorProcess] = []
 
-    def start(selector: str, *args: str, kubeconfig: Path | None = None) -> OperatorProcess:
+    def start(selector: str, *args: str, kubeconfig: Path | None = None, wait: bool = True) -> OperatorProcess:
         kubeconfig = kubeconfig or plane.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
         process = OperatorProcess(kubeconfig, selector, tmp_path, extra_args=args)
-        process.start()
         started.append(process)
+        if wait:
+            process.start()
+        else:
+            process.launch()
         return process
 
     yield start
@@ -433,4 +439,115 @@ def test_healthz_fails_when_the_apiserver_is_gone(plane, kube, start_operator):
         "test_resilience.py::test_healthz_fails_when_the_apiserver_is_gone",
         "`/healthz` 503 once the apiserver was silent past the 6 s grace; 200 when it answered",
         time.monotonic() - ended,
+    )
+
+
+def collects(process: OperatorProcess, name: str) -> bool:
+    """Whether this process serves the monitor's realm series (the standby serves none)."""
+    try:
+        return sample(process.metrics(), "keycloak_users", monitor=name) is not None
+    except httpx.HTTPError:
+        return False
+
+
+def exactly_one(processes: list[OperatorProcess], name: str) -> OperatorProcess | None:
+    active = [p for p in processes if collects(p, name)]
+    return active[0] if len(active) == 1 else None
+
+
+def replicas(start_operator, label: str, count: int = 2, *, at_once: bool = False) -> list[OperatorProcess]:
+    args = ("--peering", f"kcm-{label}")
+    if not at_once:
+        return [start_operator(f"{RUN_LABEL}={label}", *args) for _ in range(count)]
+    processes = [start_operator(f"{RUN_LABEL}={label}", *args, wait=False) for _ in range(count)]
+    for process in processes:
+        process.wait_ready()
+    return processes
+
+
+def test_standby_takes_over_when_the_active_replica_dies(plane, kube, keycloak, realm, start_operator):
+    ns = kube.namespace("ha")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    kube.apply(labelled(kube.monitor_doc(ns, "ha", keycloak.base_url, realm.name, "kc-admin"), "ha"))
+    first, second = replicas(start_operator, "ha")
+    wait_for("the older replica collecting", lambda: collects(first, "ha"), 60)
+    for _ in range(3):  # the standby stays idle: never two collectors
+        assert exactly_one([first, second], "ha") is first
+        time.sleep(INTERVAL)
+
+    first.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for("the standby collecting", lambda: collects(second, "ha"), 60)
+    took = time.monotonic() - killed
+    assert took < 40  # the peering lifetime (20 s), the next collection and a margin for load
+    fault_matrix.record(
+        "test_resilience.py::test_standby_takes_over_when_the_active_replica_dies",
+        f"standby collecting {took:.1f} s after the active replica was SIGKILLed (peering lifetime 20 s)",
+        took,
+    )
+
+
+def test_two_replicas_started_at_once_elect_one(plane, kube, keycloak, realm, start_operator):
+    ns = kube.namespace("twins")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    kube.apply(labelled(kube.monitor_doc(ns, "twins", keycloak.base_url, realm.name, "kc-admin"), "twins"))
+    pair = replicas(start_operator, "twins", at_once=True)
+    active = wait_for("one replica collecting", lambda: exactly_one(pair, "twins"), 60)
+    for _ in range(3):
+        time.sleep(INTERVAL)
+        assert exactly_one(pair, "twins") is active
+    fault_matrix.record(
+        "test_resilience.py::test_two_replicas_started_at_once_elect_one",
+        "one replica collects, the other stays idle for 3 intervals",
+        None,
+    )
+
+
+def test_shards_split_the_monitors_by_label(plane, kube, keycloak, realm, start_operator):
+    ns = kube.namespace("shards")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    for name, shard in (("a1", "a"), ("a2", "a"), ("b1", "b")):
+        doc = labelled(kube.monitor_doc(ns, name, keycloak.base_url, realm.name, "kc-admin"), "shards")
+        doc["metadata"]["labels"]["shard"] = shard
+        kube.apply(doc)
+    shard_a = start_operator(f"{RUN_LABEL}=shards,shard=a", "--peering", "kcm-shard-a")
+    shard_b = start_operator(f"{RUN_LABEL}=shards,shard=b", "--peering", "kcm-shard-b")
+    for name, owner, other in (("a1", shard_a, shard_b), ("a2", shard_a, shard_b), ("b1", shard_b, shard_a)):
+        wait_for(f"{name} collected by its shard", lambda n=name, o=owner: collects(o, n), 30)
+        assert f'monitor="{name}"' not in other.metrics()
+
+
+def readme_block(after: str) -> str:
+    """The first shell block of README.md after the sentence `after`: tests run what users read."""
+    text = (ROOT / "README.md").read_text()
+    rest = text[text.index(after) :]
+    return rest.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def test_uninstall_releases_monitors_the_operator_left_behind(plane, kube, keycloak, realm, start_operator):
+    ns = kube.namespace("uninstall")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    kube.apply(labelled(kube.monitor_doc(ns, "left", keycloak.base_url, realm.name, "kc-admin"), "uninstall"))
+    operator = start_operator(f"{RUN_LABEL}=uninstall")
+    wait_for("the finalizer", lambda: (kube.get(ns, "left") or {}).get("metadata", {}).get("finalizers"), 30)
+    operator.stop()
+
+    plane.kubectl("delete", "kcm", "left", "-n", ns, "--wait=false")
+    time.sleep(2)
+    stuck = kube.get(ns, "left")
+    assert stuck is not None and stuck["metadata"].get("deletionTimestamp"), "held by the finalizer"
+
+    script = readme_block("If the operator is already gone")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(plane.kubeconfig),
+        "PATH": f"{plane.kubectl_path.parent}:{os.environ['PATH']}",
+    }
+    subprocess.run(["bash", "-euo", "pipefail", "-c", script], env=env, check=True, capture_output=True, timeout=60)
+    released = time.monotonic()
+    wait_for("the monitor gone", lambda: kube.get(ns, "left") is None, 15)
+    fault_matrix.record(
+        "test_resilience.py::test_uninstall_releases_monitors_the_operator_left_behind",
+        "stuck in deletion until the README command dropped the finalizer, then gone",
+        time.monotonic() - released,
     )
