@@ -50,7 +50,19 @@ LAST_LOGIN = Family(
     "Unix time of the latest LOGIN event per user (opt-in perUser series, capped at perUser.limit).",
 )
 
-HEALTH = (UP, LAST_SUCCESS, DURATION, ERRORS, API_REQUESTS)
+PUSH_REQUESTS = Family(
+    "keycloak_monitor_push_requests",
+    "counter",
+    "Requests to the monitor's push endpoint by result: counted, duplicate, ignored, malformed, unauthorized, "
+    "unknown_realm, replay, too_large, overloaded, unavailable.",
+)
+NOTIFICATIONS = Family(
+    "keycloak_monitor_notifications",
+    "counter",
+    "Notification deliveries by channel (webhook, email) and result (sent, failed).",
+)
+
+HEALTH = (UP, LAST_SUCCESS, DURATION, ERRORS, API_REQUESTS, PUSH_REQUESTS, NOTIFICATIONS)
 FAMILIES = (
     *HEALTH,
     ACTIVE_SESSIONS,

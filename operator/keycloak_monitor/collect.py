@@ -61,8 +61,9 @@ class RealmState:
         return self._warnings
 
 
-async def _poll(stream: EventStream | None, api: AdminClient) -> list[Mapping[str, Any]]:
-    return await stream.poll(api) if stream else []
+async def _poll(stream: EventStream | None, api: AdminClient, spec: MonitorSpec) -> list[Mapping[str, Any]]:
+    # With events.source push, events only arrive through the push receiver.
+    return await stream.poll(api) if stream and spec.events_source != "push" else []
 
 
 async def collect_realm(
@@ -72,8 +73,8 @@ async def collect_realm(
         (
             client_sessions(api),
             api.get("/users/count"),
-            _poll(state.user_events, api),
-            _poll(state.admin_events, api),
+            _poll(state.user_events, api, spec),
+            _poll(state.admin_events, api, spec),
             state.event_warnings(api, spec),
         )
     )

@@ -60,6 +60,19 @@ class SecretRef:
 
 
 @dataclass(frozen=True)
+class PushSecretRef:
+    """The Secret whose keys authenticate pushed events (HTTP Basic and/or an HMAC secret)."""
+
+    name: str
+    username_key: str = "username"
+    password_key: str = "password"
+    hmac_secret_key: str = "hmacSecret"
+
+
+EVENT_SOURCES = ("poll", "push", "both")
+
+
+@dataclass(frozen=True)
 class MonitorSpec:
     url: str
     realm: str
@@ -73,6 +86,8 @@ class MonitorSpec:
     per_user: PerUserConfig = field(default_factory=PerUserConfig)
     credentials_secret: SecretRef | None = None
     ca_secret: tuple[str, str] | None = None  # (secret name, key); the operator resolves it
+    events_source: str = "poll"  # poll the Admin API, take pushed events, or both (each counted once)
+    push_secret: PushSecretRef | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +193,28 @@ def _tls(data: Mapping[str, Any]) -> tuple[TLSConfig, tuple[str, str] | None]:
     return TLSConfig(ca_file=ca_file, insecure_skip_verify=insecure), ca_secret
 
 
+def _push_secret(events: Mapping[str, Any]) -> PushSecretRef | None:
+    ref = events.get("pushSecret")
+    if ref is None:
+        return None
+    if not isinstance(ref, Mapping):
+        raise ConfigError("events.pushSecret", "must be an object")
+    path = "events.pushSecret"
+    return PushSecretRef(
+        name=_str(ref, "name", f"{path}.name"),
+        username_key=_str(ref, "usernameKey", f"{path}.usernameKey", "username"),
+        password_key=_str(ref, "passwordKey", f"{path}.passwordKey", "password"),
+        hmac_secret_key=_str(ref, "hmacSecretKey", f"{path}.hmacSecretKey", "hmacSecret"),
+    )
+
+
+def _source(events: Mapping[str, Any]) -> str:
+    source = events.get("source", "poll")
+    if source not in EVENT_SOURCES:
+        raise ConfigError("events.source", f"must be one of {', '.join(EVENT_SOURCES)}, got {source!r}")
+    return str(source)
+
+
 def parse_spec(data: Mapping[str, Any]) -> MonitorSpec:
     """Parse a CRD-shaped spec; raise ConfigError naming the first bad field."""
     if not isinstance(data, Mapping):
@@ -204,4 +241,6 @@ def parse_spec(data: Mapping[str, Any]) -> MonitorSpec:
         per_user=_per_user(data),
         credentials_secret=_secret_ref(data),
         ca_secret=ca_secret,
+        events_source=_source(events),
+        push_secret=_push_secret(events),
     )

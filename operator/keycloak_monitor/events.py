@@ -19,6 +19,7 @@ from typing import Any
 
 from .admin_client import AdminClient
 from .errors import CollectionError, Reason
+from .push.seen import SeenIds
 
 EVENT_PAGE_SIZE = 500
 USER_EVENTS = "/events"
@@ -139,12 +140,16 @@ class EventStream:
 
     def __post_init__(self) -> None:
         self.counts: Counter[tuple[str, ...]] = Counter()
+        self.seen = SeenIds()  # ids counted, polled or pushed: with events.source both, each once
 
     async def poll(self, api: AdminClient) -> list[Mapping[str, Any]]:
         if self.cursor is None:
             self.cursor = await start_cursor(api, self.template)
             return []
         fresh, self.cursor = await new_events(api, self.template, self.cursor)
+        fresh = [event for event in fresh if event_id(event) not in self.seen]
+        for event in fresh:
+            self.seen.add(event_id(event), _time(event, self.template))
         key = user_event_key if self.template == USER_EVENTS else admin_event_key
         self.counts.update(key(event) for event in fresh)
         return fresh

@@ -24,6 +24,8 @@ class Health:
     duration_count: int = 0
     errors: Counter[str] = field(default_factory=_zeroed_reasons)
     api_requests: Counter[tuple[str, str]] = field(default_factory=Counter)
+    push_requests: Counter[str] = field(default_factory=Counter)  # by result
+    notifications: Counter[tuple[str, str]] = field(default_factory=Counter)  # by (channel, result)
 
     def observe_request(self, endpoint: str, code: str) -> None:
         self.api_requests[(endpoint, code)] += 1

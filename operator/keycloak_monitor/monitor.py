@@ -5,6 +5,7 @@ credentials and its own schedule.
 """
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -95,6 +96,20 @@ class Monitor:
         self.last = Outcome(None, error, duration)
         self._publish(None)
         return self.last
+
+    def republish(self) -> None:
+        """Show what moved between collections (pushed events, push and notification counts) at once."""
+        if self.last is None or self.last.snapshot is None:
+            self._publish(None)
+        else:
+            state = self.state
+            snapshot = dataclasses.replace(
+                self.last.snapshot,
+                user_events=dict(state.user_events.counts) if state.user_events else None,
+                admin_events=dict(state.admin_events.counts) if state.admin_events else None,
+            )
+            self.last = dataclasses.replace(self.last, snapshot=snapshot)
+            self._publish(snapshot)
 
     def _publish(self, snapshot: RealmSnapshot | None) -> None:
         self._store.publish(self.key, render_monitor(self._labels, self.health, snapshot))

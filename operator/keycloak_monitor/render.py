@@ -19,6 +19,10 @@ def _health(out: SeriesWriter, health: Health) -> None:
         out.sample(c.ERRORS, count, [("reason", reason)])
     for (endpoint, code), count in sorted(health.api_requests.items()):
         out.sample(c.API_REQUESTS, count, [("endpoint", endpoint), ("code", code)])
+    for result, count in sorted(health.push_requests.items()):
+        out.sample(c.PUSH_REQUESTS, count, [("result", result)])
+    for (channel, result), count in sorted(health.notifications.items()):
+        out.sample(c.NOTIFICATIONS, count, [("channel", channel), ("result", result)])
 
 
 def _bound(value: float) -> str:

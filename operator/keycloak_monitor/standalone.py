@@ -8,6 +8,9 @@ from contextlib import suppress
 from .config import Credentials
 from .exposition import MetricsStore
 from .monitor import Monitor, run_every
+from .push.auth import PushCredentials
+from .push.receiver import PushRegistry, add_push_routes
+from .push.target import PushTarget
 from .server import make_app, start_server
 from .standalone_config import StandaloneConfig
 
@@ -24,7 +27,13 @@ async def run_standalone(config: StandaloneConfig, host: str = "0.0.0.0", stop: 
 
     store = MetricsStore()
     monitors = [Monitor(m.key, m.spec, store) for m in config.monitors]
-    runner = await start_server(make_app(store), host, config.port)
+    app = make_app(store)
+    registry = PushRegistry()
+    add_push_routes(app, registry)
+    for monitor, entry in zip(monitors, config.monitors, strict=True):
+        if entry.push_credentials is not None:
+            registry.add(monitor.key, _push_target(monitor, entry.push_credentials))
+    runner = await start_server(app, host, config.port)
     log.info("serving %d monitor(s) on http://%s:%d/metrics", len(monitors), host, config.port)
 
     async def sleep(seconds: float) -> bool:
@@ -48,3 +57,10 @@ async def run_standalone(config: StandaloneConfig, host: str = "0.0.0.0", stop: 
         await asyncio.gather(*(m.close() for m in monitors), return_exceptions=True)
         await runner.cleanup()
         log.info("stopped")
+
+
+def _push_target(monitor: Monitor, credentials: PushCredentials) -> PushTarget:
+    async def fixed() -> PushCredentials:
+        return credentials
+
+    return PushTarget(lambda: monitor, fixed)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError, Credentials, MonitorKey, MonitorSpec, parse_spec
+from .push.auth import PushCredentials
 
 STANDALONE_NAMESPACE = "standalone"
 DEFAULT_PORT = 9091
@@ -34,6 +35,7 @@ class StandaloneMonitor:
     key: MonitorKey
     spec: MonitorSpec
     credentials: Credentials
+    push_credentials: PushCredentials | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,30 @@ def _credentials(data: Any, path: str, env: Mapping[str, str]) -> Credentials:
     return creds
 
 
+def _secret_value(data: Mapping[str, Any], key: str, path: str, env: Mapping[str, str]) -> str | None:
+    if f"{key}Env" in data:
+        variable = str(data[f"{key}Env"])
+        if variable not in env:
+            raise ConfigError(f"{path}.{key}Env", f"environment variable {variable} is not set")
+        return env[variable]
+    value = data.get(key)
+    return None if value is None else str(value)
+
+
+def _push_credentials(data: Any, path: str, env: Mapping[str, str]) -> PushCredentials:
+    """Who may push to this monitor: username/password (HTTP Basic) and/or hmacSecret."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, "is required with events.source push or both")
+    creds = PushCredentials(
+        username=_secret_value(data, "username", path, env),
+        password=_secret_value(data, "password", path, env),
+        hmac_secret=_secret_value(data, "hmacSecret", path, env),
+    )
+    if not creds.configured:
+        raise ConfigError(path, "needs username and password, or hmacSecret")
+    return creds
+
+
 def _monitor(data: Any, index: int, env: Mapping[str, str]) -> StandaloneMonitor:
     path = f"monitors[{index}]"
     if not isinstance(data, Mapping):
@@ -79,14 +105,17 @@ def _monitor(data: Any, index: int, env: Mapping[str, str]) -> StandaloneMonitor
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{path}.name", "is required")
-    spec_data = {k: v for k, v in data.items() if k not in ("name", "namespace", "credentials")}
+    spec_data = {k: v for k, v in data.items() if k not in ("name", "namespace", "credentials", "pushCredentials")}
     try:
         spec = parse_spec(spec_data)
     except ConfigError as exc:
         raise ConfigError(f"{path}.{exc.field}", exc.message) from None
     namespace = str(data.get("namespace") or STANDALONE_NAMESPACE)
+    push = None
+    if spec.events_source != "poll":
+        push = _push_credentials(data.get("pushCredentials"), f"{path}.pushCredentials", env)
     return StandaloneMonitor(
-        MonitorKey(namespace, name), spec, _credentials(data.get("credentials"), f"{path}.credentials", env)
+        MonitorKey(namespace, name), spec, _credentials(data.get("credentials"), f"{path}.credentials", env), push
     )
 
 

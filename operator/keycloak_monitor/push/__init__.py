@@ -1,0 +1,1 @@
+"""Events pushed by Keycloak plugins: formats, authentication, and the HTTP receiver."""
