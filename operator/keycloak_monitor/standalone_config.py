@@ -54,26 +54,6 @@ def _port(value: Any, field: str) -> int:
     return port
 
 
-def _credentials(data: Any, path: str, env: Mapping[str, str]) -> Credentials:
-    if not isinstance(data, Mapping):
-        raise ConfigError(path, "is required: username/password or clientId/clientSecret")
-    values: dict[str, str | None] = {}
-    for key, attr in CREDENTIAL_FIELDS.items():
-        value = data.get(key)
-        if f"{key}Env" in data:
-            variable = str(data[f"{key}Env"])
-            if variable not in env:
-                raise ConfigError(f"{path}.{key}Env", f"environment variable {variable} is not set")
-            value = env[variable]
-        values[attr] = None if value is None else str(value)
-    creds = Credentials(**values)
-    try:
-        creds.validate()
-    except ConfigError as exc:
-        raise ConfigError(f"{path}.{exc.field.removeprefix('credentials.')}", exc.message) from None
-    return creds
-
-
 def _secret_value(data: Mapping[str, Any], key: str, path: str, env: Mapping[str, str]) -> str | None:
     if f"{key}Env" in data:
         variable = str(data[f"{key}Env"])
@@ -82,6 +62,17 @@ def _secret_value(data: Mapping[str, Any], key: str, path: str, env: Mapping[str
         return env[variable]
     value = data.get(key)
     return None if value is None else str(value)
+
+
+def _credentials(data: Any, path: str, env: Mapping[str, str]) -> Credentials:
+    if not isinstance(data, Mapping):
+        raise ConfigError(path, "is required: username/password or clientId/clientSecret")
+    creds = Credentials(**{attr: _secret_value(data, key, path, env) for key, attr in CREDENTIAL_FIELDS.items()})
+    try:
+        creds.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}.{exc.field.removeprefix('credentials.')}", exc.message) from None
+    return creds
 
 
 def _push_credentials(data: Any, path: str, env: Mapping[str, str]) -> PushCredentials:
