@@ -7,10 +7,13 @@ from typing import Any
 
 import kopf
 
-from ..config import MonitorKey
+from ..config import MonitorKey, MonitorSpec
 from ..exposition import MetricsStore
+from ..push.receiver import PushRegistry
+from ..push.target import PushTarget
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
+from .push_secret import push_credentials_loader
 from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -22,6 +25,7 @@ def register(
     kube: Kube,
     labels: Mapping[str, Any],
     on_watch_event: Callable[[], None] = lambda: None,
+    push: PushRegistry | None = None,
 ) -> None:
     running: dict[MonitorKey, Supervisor] = {}
 
@@ -44,9 +48,14 @@ def register(
 
         key = MonitorKey(namespace, name)
         supervisor = running[key] = Supervisor(key, body, kube, store, post_event)
+        target = _push_target(supervisor, kube, namespace)
+        if push is not None:
+            push.add(key, target)
         try:
             await supervisor.run(stopped.wait)
         finally:
+            if push is not None:
+                push.remove(key, target)
             if running.get(key) is supervisor:
                 del running[key]
 
@@ -57,3 +66,12 @@ def register(
         supervisor = running.get(MonitorKey(namespace, name))
         if supervisor is not None and type != "DELETED":
             supervisor.observe(body)
+
+
+def _push_target(supervisor: Supervisor, kube: Kube, namespace: str) -> PushTarget:
+    """Pushes go to whatever monitor the supervisor runs now (a spec change replaces it)."""
+
+    def spec() -> MonitorSpec | None:
+        return supervisor.monitor.spec if supervisor.monitor else None
+
+    return PushTarget(lambda: supervisor.monitor, push_credentials_loader(kube, namespace, spec))

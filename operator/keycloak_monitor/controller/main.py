@@ -10,6 +10,7 @@ import kopf
 
 from ..config import ConfigError
 from ..exposition import MetricsStore
+from ..push.receiver import PushRegistry, add_push_routes
 from ..server import make_app, start_server
 from . import GROUP
 from .handlers import register
@@ -93,10 +94,11 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
     async with connect() as kube:
         if options.peering:
             await kube.ensure_peering(options.peering, options.namespaces)
-        register(registry, store, kube, labels, on_watch_event=liveness.answered)
-        runner = await start_server(
-            make_app(store, ready=ready.is_set, alive=liveness.alive), options.host, options.port
-        )
+        push = PushRegistry()
+        register(registry, store, kube, labels, on_watch_event=liveness.answered, push=push)
+        app = make_app(store, ready=ready.is_set, alive=liveness.alive)
+        add_push_routes(app, push)
+        runner = await start_server(app, options.host, options.port)
         log.info("serving metrics on http://%s:%d/metrics", options.host, options.port)
         try:
             async with asyncio.TaskGroup() as group:

@@ -13,6 +13,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from ..config import MonitorKey
+from ..errors import CollectionError
 from .auth import authorized
 from .formats import PayloadError, parse
 from .target import PushRefused, PushTarget
@@ -74,7 +75,10 @@ async def handle_push(request: web.Request) -> web.Response:
         return _answer(refusal)
     try:
         body = await _read_body(request)
-        credentials = await target.credentials()
+        try:
+            credentials = await target.credentials()
+        except CollectionError as exc:  # the Secret is missing or unreadable: the sender retries
+            raise PushRefused(503, "unavailable", exc.message, retry_after=30) from None
         if not credentials.configured:
             raise PushRefused(503, "unavailable", "the monitor's push credentials are not set", retry_after=30)
         if not authorized(credentials, request.headers, body):
