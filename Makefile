@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: all venv provision test test-e2e lint demo clean
+.PHONY: all venv provision test test-e2e lint demo bench clean
 
 all: test
 
@@ -35,6 +35,11 @@ test: provision lint
 # The operator end-to-end tests only, e.g. against a kind cluster named by KUBECONFIG.
 test-e2e: provision
 	$(VENV)/bin/pytest -ra -m kube
+
+# Benchmarks: the scrape path, and 5 minutes of monitor churn (memory, tasks, series).
+bench: provision
+	$(PY) bench/scrape.py
+	$(PY) -m bench.churn 300
 
 demo: provision
 	$(PY) -m tests.testbed.demo

@@ -86,6 +86,11 @@ ROWS = (
         "held by the finalizer; the README's uninstall command releases it",
     ),
     Row(
+        "50 monitors created and deleted in a loop",
+        "test_resilience.py::test_monitor_churn_returns_to_baseline",
+        "series, asyncio tasks and memory back at their baseline (5 min run: `make bench`)",
+    ),
+    Row(
         "operator SIGKILLed mid-collection",
         "test_operator.py::test_a_restarted_operator_resumes_every_monitor_without_duplicates",
         "the restarted process resumes from the status cursor; no event counted twice",

@@ -16,6 +16,7 @@ from . import GROUP
 from .handlers import register
 from .kube import API_TIMEOUT, connect
 from .liveness import ApiLiveness
+from .process_metrics import register_task_gauge
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def configure(settings: kopf.OperatorSettings, watch_timeout: float) -> None:
 
 async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
     store = MetricsStore()
+    register_task_gauge()
     ready = asyncio.Event()
     liveness = ApiLiveness(options.liveness_grace)
     registry = kopf.OperatorRegistry()
