@@ -1,19 +1,21 @@
 """One collection of one realm: the calls the enabled metrics need, into a RealmSnapshot."""
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .admin_client import AdminClient
 from .config import MonitorSpec
 from .errors import CollectionError, Reason
-from .events import ADMIN_EVENTS, USER_EVENTS, EventCursor, EventStream
+from .events import ADMIN_EVENTS, USER_EVENTS, EventCursor, EventStream, event_id
 from .per_user import LastLogins, UserDirectory
 from .sessions import client_sessions, list_online_sessions, summarize
 from .snapshot import RealmSnapshot
 from .tasks import all_of
 
 REALM_CHECK_SECONDS = 600.0  # how often to re-read whether the realm saves events
+# Told (kind, [(event id, event)]) of the events counted for the first time.
+EventHook = Callable[[str, list[tuple[str, Mapping[str, Any]]]], Awaitable[None]]
 
 
 class RealmState:
@@ -31,6 +33,8 @@ class RealmState:
         self.last_logins = LastLogins(per_user.limit) if per_user.enabled and spec.user_events else None
         self.directory = UserDirectory(max_entries=2 * per_user.limit)
         self._warnings: tuple[str, ...] = ()
+        # Told about every event counted for the first time, polled or pushed (notifications).
+        self.on_events: EventHook | None = None
         self._realm_checked_at: float | None = None
 
     def cursors(self) -> dict[str, Any]:
@@ -69,7 +73,7 @@ async def _poll(stream: EventStream | None, api: AdminClient, spec: MonitorSpec)
 async def collect_realm(
     api: AdminClient, spec: MonitorSpec, state: RealmState, now: float | None = None
 ) -> RealmSnapshot:
-    (stats, clients), users, user_fresh, _, warnings = await all_of(
+    (stats, clients), users, user_fresh, admin_fresh, warnings = await all_of(
         (
             client_sessions(api),
             api.get("/users/count"),
@@ -80,6 +84,10 @@ async def collect_realm(
     )
     if isinstance(users, bool) or not isinstance(users, int):
         raise CollectionError(Reason.INVALID_RESPONSE, f"/users/count answered {type(users).__name__}")
+    if state.on_events is not None:
+        for kind, fresh in (("user", user_fresh), ("admin", admin_fresh)):
+            if fresh:
+                await state.on_events(kind, [(event_id(e), e) for e in fresh])
     sessions = await list_online_sessions(api, stats)
     summary = summarize(sessions, time.time() if now is None else now, spec.per_user.limit)
 

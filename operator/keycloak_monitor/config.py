@@ -70,6 +70,38 @@ class PushSecretRef:
 
 
 EVENT_SOURCES = ("poll", "push", "both")
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+@dataclass(frozen=True)
+class WebhookTarget:
+    url: str
+    secret: tuple[str, str] | None = None  # (Secret name, key) of the HMAC key; the operator resolves it
+
+
+@dataclass(frozen=True)
+class EmailTarget:
+    host: str
+    sender: str
+    to: tuple[str, ...]
+    port: int = 587
+    security: str = "starttls"
+    credentials_secret: tuple[str, str, str] | None = None  # (Secret name, username key, password key)
+    console_url: str | None = None  # admin console base for links; spec.url when unset
+
+
+@dataclass(frozen=True)
+class NotificationsSpec:
+    user_events: frozenset[str] = frozenset({"REGISTER"})
+    admin_events: frozenset[tuple[str, str]] = frozenset()  # (operation, resource type); "*" matches any
+    webhook: WebhookTarget | None = None
+    email: EmailTarget | None = None
+
+    def wants(self, kind: str, event: Mapping[str, Any]) -> bool:
+        if kind == "user":
+            return str(event.get("type")) in self.user_events
+        operation, resource = str(event.get("operationType")), str(event.get("resourceType"))
+        return any(o in ("*", operation) and r in ("*", resource) for o, r in self.admin_events)
 
 
 @dataclass(frozen=True)
@@ -88,6 +120,7 @@ class MonitorSpec:
     ca_secret: tuple[str, str] | None = None  # (secret name, key); the operator resolves it
     events_source: str = "poll"  # poll the Admin API, take pushed events, or both (each counted once)
     push_secret: PushSecretRef | None = None
+    notifications: NotificationsSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +241,89 @@ def _push_secret(events: Mapping[str, Any]) -> PushSecretRef | None:
     )
 
 
+def _strings(data: Mapping[str, Any], key: str, path: str, default: list[str]) -> list[str]:
+    value = data.get(key, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(path, "must be a list of strings")
+    return value
+
+
+def _webhook(data: Any) -> WebhookTarget | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ConfigError("notifications.webhook", "must be an object")
+    url = _str(data, "url", "notifications.webhook.url")
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError("notifications.webhook.url", f"must be an http:// or https:// URL, got {url!r}")
+    secret = None
+    if isinstance(data.get("secret"), Mapping):
+        ref = data["secret"]
+        path = "notifications.webhook.secret"
+        secret = (_str(ref, "name", f"{path}.name"), _str(ref, "key", f"{path}.key", "hmacSecret"))
+    return WebhookTarget(url=url, secret=secret)
+
+
+def _email(data: Any) -> EmailTarget | None:
+    if data is None:
+        return None
+    if not isinstance(data, Mapping):
+        raise ConfigError("notifications.email", "must be an object")
+    path = "notifications.email"
+    port = data.get("port", 587)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{path}.port", f"must be a port number, got {port!r}")
+    security = data.get("security", "starttls")
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"{path}.security", f"must be one of {', '.join(SMTP_SECURITY)}, got {security!r}")
+    to = data.get("to")
+    if isinstance(to, str):
+        to = [to]
+    if not isinstance(to, list) or not to or not all(isinstance(t, str) and "@" in t for t in to):
+        raise ConfigError(f"{path}.to", "must be a list of e-mail addresses")
+    credentials = None
+    if isinstance(data.get("credentialsSecret"), Mapping):
+        ref = data["credentialsSecret"]
+        credentials = (
+            _str(ref, "name", f"{path}.credentialsSecret.name"),
+            _str(ref, "usernameKey", f"{path}.credentialsSecret.usernameKey", "username"),
+            _str(ref, "passwordKey", f"{path}.credentialsSecret.passwordKey", "password"),
+        )
+    console = data.get("consoleUrl")
+    return EmailTarget(
+        host=_str(data, "host", f"{path}.host"),
+        sender=_str(data, "from", f"{path}.from"),
+        to=tuple(to),
+        port=port,
+        security=str(security),
+        credentials_secret=credentials,
+        console_url=str(console).rstrip("/") if console else None,
+    )
+
+
+def _notifications(data: Mapping[str, Any]) -> NotificationsSpec | None:
+    section = data.get("notifications")
+    if section is None:
+        return None
+    if not isinstance(section, Mapping):
+        raise ConfigError("notifications", "must be an object")
+    admin = []
+    for item in _strings(section, "adminEvents", "notifications.adminEvents", []):
+        operation, sep, resource = item.partition("/")
+        if not sep or not operation or not resource:
+            raise ConfigError("notifications.adminEvents", f"entries are OPERATION/RESOURCE_TYPE, got {item!r}")
+        admin.append((operation, resource))
+    spec = NotificationsSpec(
+        user_events=frozenset(_strings(section, "userEvents", "notifications.userEvents", ["REGISTER"])),
+        admin_events=frozenset(admin),
+        webhook=_webhook(section.get("webhook")),
+        email=_email(section.get("email")),
+    )
+    if spec.webhook is None and spec.email is None:
+        raise ConfigError("notifications", "needs a webhook or an email target")
+    return spec
+
+
 def _source(events: Mapping[str, Any]) -> str:
     source = events.get("source", "poll")
     if source not in EVENT_SOURCES:
@@ -243,4 +359,5 @@ def parse_spec(data: Mapping[str, Any]) -> MonitorSpec:
         ca_secret=ca_secret,
         events_source=_source(events),
         push_secret=_push_secret(events),
+        notifications=_notifications(data),
     )

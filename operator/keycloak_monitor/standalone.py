@@ -4,15 +4,20 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from pathlib import Path
+from typing import Any
 
 from .config import Credentials
 from .exposition import MetricsStore
 from .monitor import Monitor, run_every
+from .notify.attach import attach_notifier
+from .notify.notifier import Notifier, NotifySecrets
+from .notify.state_file import read_state, write_state
 from .push.auth import PushCredentials
 from .push.receiver import PushRegistry, add_push_routes
 from .push.target import PushTarget
 from .server import make_app, start_server
-from .standalone_config import StandaloneConfig
+from .standalone_config import StandaloneConfig, StandaloneMonitor
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +53,17 @@ async def run_standalone(config: StandaloneConfig, host: str = "0.0.0.0", stop: 
         asyncio.create_task(collect_forever(monitor, entry.credentials))
         for monitor, entry in zip(monitors, config.monitors, strict=True)
     ]
+    notifiers = [
+        _notifier(monitor, entry, config.state_dir)
+        for monitor, entry in zip(monitors, config.monitors, strict=True)
+        if monitor.spec.notifications is not None
+    ]
+    tasks += [asyncio.create_task(notifier.run()) for notifier in notifiers]
     try:
         await stop.wait()
     finally:
+        for notifier in notifiers:
+            notifier.stop()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -64,3 +77,15 @@ def _push_target(monitor: Monitor, credentials: PushCredentials) -> PushTarget:
         return credentials
 
     return PushTarget(lambda: monitor, fixed)
+
+
+def _notifier(monitor: Monitor, entry: StandaloneMonitor, state_dir: Path) -> Notifier:
+    path = state_dir / f"{monitor.key.namespace}_{monitor.key.name}.notifications.json"
+
+    async def store(outbox: dict[str, Any]) -> None:
+        await write_state(path, outbox)
+
+    async def secrets() -> NotifySecrets:
+        return entry.notify_secrets
+
+    return attach_notifier(monitor, read_state(path), store, secrets)

@@ -11,17 +11,19 @@ File shape (spec fields as in the CRD; credentials inline or named environment v
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from .config import ConfigError, Credentials, MonitorKey, MonitorSpec, parse_spec
+from .notify.notifier import NotifySecrets
 from .push.auth import PushCredentials
 
 STANDALONE_NAMESPACE = "standalone"
 DEFAULT_PORT = 9091
+DEFAULT_STATE_DIR = "keycloak-monitor-state"
 CREDENTIAL_FIELDS = {
     "username": "username",
     "password": "password",
@@ -36,12 +38,14 @@ class StandaloneMonitor:
     spec: MonitorSpec
     credentials: Credentials
     push_credentials: PushCredentials | None = None
+    notify_secrets: NotifySecrets = field(default_factory=NotifySecrets)
 
 
 @dataclass(frozen=True)
 class StandaloneConfig:
     port: int
     monitors: tuple[StandaloneMonitor, ...]
+    state_dir: Path = Path(DEFAULT_STATE_DIR)  # notification outboxes, one file per monitor
 
 
 def _port(value: Any, field: str) -> int:
@@ -89,6 +93,26 @@ def _push_credentials(data: Any, path: str, env: Mapping[str, str]) -> PushCrede
     return creds
 
 
+def _notify_secrets(data: Any, path: str, env: Mapping[str, str]) -> NotifySecrets:
+    """The webhook's HMAC key (secret/secretEnv) and the SMTP login (credentials), given inline."""
+    section = data.get("notifications") if isinstance(data, Mapping) else None
+    if not isinstance(section, Mapping):
+        return NotifySecrets()
+    webhook, email = section.get("webhook"), section.get("email")
+    secret = (
+        _secret_value(webhook, "secret", f"{path}.notifications.webhook", env) if isinstance(webhook, Mapping) else None
+    )
+    login = None
+    if isinstance(email, Mapping) and isinstance(email.get("credentials"), Mapping):
+        where = f"{path}.notifications.email.credentials"
+        user = _secret_value(email["credentials"], "username", where, env)
+        password = _secret_value(email["credentials"], "password", where, env)
+        if not (user and password):
+            raise ConfigError(where, "needs username and password (or passwordEnv)")
+        login = (user, password)
+    return NotifySecrets(webhook_secret=secret, smtp_login=login)
+
+
 def _monitor(data: Any, index: int, env: Mapping[str, str]) -> StandaloneMonitor:
     path = f"monitors[{index}]"
     if not isinstance(data, Mapping):
@@ -106,7 +130,11 @@ def _monitor(data: Any, index: int, env: Mapping[str, str]) -> StandaloneMonitor
     if spec.events_source != "poll":
         push = _push_credentials(data.get("pushCredentials"), f"{path}.pushCredentials", env)
     return StandaloneMonitor(
-        MonitorKey(namespace, name), spec, _credentials(data.get("credentials"), f"{path}.credentials", env), push
+        MonitorKey(namespace, name),
+        spec,
+        _credentials(data.get("credentials"), f"{path}.credentials", env),
+        push,
+        _notify_secrets(data, path, env),
     )
 
 
@@ -121,7 +149,11 @@ def parse_config(data: Any, env: Mapping[str, str]) -> StandaloneConfig:
     for key in keys:
         if keys.count(key) > 1:
             raise ConfigError("monitors", f"name '{key.name}' is used twice in namespace '{key.namespace}'")
-    return StandaloneConfig(port=_port(data.get("port", DEFAULT_PORT), "port"), monitors=parsed)
+    return StandaloneConfig(
+        port=_port(data.get("port", DEFAULT_PORT), "port"),
+        monitors=parsed,
+        state_dir=Path(str(data.get("stateDir") or DEFAULT_STATE_DIR)),
+    )
 
 
 def load_config_file(path: Path, env: Mapping[str, str]) -> StandaloneConfig:

@@ -45,13 +45,11 @@ class PushTarget:
         credentials: Callable[[], Awaitable[PushCredentials]],
         persist: Persist = _no_persist,
         max_pending: int = 1000,
-        on_counted: Callable[[Monitor, list[PushedEvent]], None] | None = None,
     ) -> None:
         self._current, self.credentials, self._persist = current, credentials, persist
         self._max_pending, self._pending = max_pending, 0
         self._lock = asyncio.Lock()
         self._realm_ids: dict[str, str] = {}  # monitor realm name -> Keycloak's realm id
-        self._on_counted = on_counted
 
     def monitor(self) -> Monitor:
         monitor = self._current()
@@ -126,8 +124,11 @@ class PushTarget:
                     stream.counts[_counter_key(event)] -= 1
                 raise PushRefused(503, "unavailable", "events could not be stored; retry", retry_after=5) from None
             monitor.republish()
-            if self._on_counted:
-                self._on_counted(monitor, fresh)
+            if monitor.state.on_events is not None:
+                for kind in ("user", "admin"):
+                    chosen = [(e.key, e.event) for e in fresh if e.kind == kind]
+                    if chosen:
+                        await monitor.state.on_events(kind, chosen)
         return Accepted(counted=len(fresh), duplicates=duplicates, ignored=ignored)
 
 
