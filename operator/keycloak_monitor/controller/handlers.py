@@ -1,6 +1,7 @@
 """kopf wiring: one daemon per KeycloakMonitor, running a Supervisor; watch events reach it
 at once, so a spec change does not wait for the next interval."""
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,6 +14,7 @@ from ..push.receiver import PushRegistry
 from ..push.target import PushTarget
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
+from .notifications import NotificationHost
 from .push_secret import push_credentials_loader
 from .supervisor import Supervisor
 
@@ -52,7 +54,13 @@ def register(
         if push is not None:
             push.add(key, target)
         try:
-            await supervisor.run(stopped.wait)
+            async with asyncio.TaskGroup() as group:  # the notifier runs beside the collections
+                stored = (body.get("status") or {}).get("notifications")
+                supervisor.notifications = NotificationHost(key, kube, stored, group)
+                try:
+                    await supervisor.run(stopped.wait)
+                finally:
+                    supervisor.notifications.stop()
         finally:
             if push is not None:
                 push.remove(key, target)

@@ -16,6 +16,7 @@ from ..snapshot import RealmSnapshot
 
 READY = "Ready"
 EVENTS_RECORDED = "EventsRecorded"
+NOTIFICATIONS_DELIVERED = "NotificationsDelivered"
 HEARTBEAT = timedelta(minutes=5)
 
 CONDITION_REASON = {
@@ -40,6 +41,7 @@ class Report:
     snapshot: RealmSnapshot | None = None
     error: CollectionError | None = None
     cursors: Mapping[str, Any] | None = None
+    notifications_failing: Mapping[str, str] | None = None  # None: no notifications; target -> last error
 
     @property
     def reason(self) -> str:
@@ -105,6 +107,19 @@ def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -
         )
     elif (kept := _find(old, EVENTS_RECORDED)) is not None:
         conditions.append(dict(kept))
+    failing = report.notifications_failing
+    if failing is not None:
+        message = "; ".join(f"{target}: {error}" for target, error in sorted(failing.items()))
+        conditions.append(
+            _condition(
+                _find(old, NOTIFICATIONS_DELIVERED),
+                NOTIFICATIONS_DELIVERED,
+                not failing,
+                "TargetFailing" if failing else "Delivered",
+                message or "every notification target takes its notifications",
+                report.generation,
+            )
+        )
     stamp = _timestamp(now)
     for condition in conditions:
         condition["lastTransitionTime"] = condition["lastTransitionTime"] or stamp

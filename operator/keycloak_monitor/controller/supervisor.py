@@ -8,6 +8,7 @@ import asyncio
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -19,6 +20,7 @@ from ..monitor import Monitor, Outcome, run_every
 from ..render import render_monitor
 from .credentials import load_ca, load_credentials
 from .kube import Kube
+from .notifications import NotificationHost
 from .status import Report, changes, desired_status, ready_transition
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,7 @@ class Supervisor:
         self._spec_seen: Any = None  # the spec of the last cycle, valid or not
         self._interval = DEFAULT_INTERVAL
         self._woken = asyncio.Event()
+        self.notifications: NotificationHost | None = None  # set by the daemon when it runs one
         # What we last wrote; the live body lags behind our own patches.
         self._status: Mapping[str, Any] = copy.deepcopy(dict(body.get("status") or {}))
 
@@ -101,7 +104,9 @@ class Supervisor:
             return
         outcome = await self._collect(monitor)
         cursors = {"url": monitor.spec.url, "realm": monitor.spec.realm, **monitor.state.cursors()}
-        await self._report(Report(generation, snapshot=outcome.snapshot, error=outcome.error, cursors=cursors))
+        failing = self.notifications.failing() if self.notifications is not None else None
+        report = Report(generation, snapshot=outcome.snapshot, error=outcome.error, cursors=cursors)
+        await self._report(replace(report, notifications_failing=failing))
 
     async def _current_monitor(self) -> Monitor:
         """The monitor for the current spec; a changed, valid spec replaces it and its series.
@@ -116,6 +121,8 @@ class Supervisor:
         self.monitor = Monitor(
             self.key, spec, self._store, cursors=resumable_cursors(self._status, spec), health=self.health
         )
+        if self.notifications is not None:
+            self.notifications.attach(self.monitor)
         return self.monitor
 
     def _invalid_spec(self, error: CollectionError) -> None:

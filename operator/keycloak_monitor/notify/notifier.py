@@ -92,7 +92,11 @@ class Notifier:
         """Deliver until stop() is called."""
         try:
             while not self._stopped:
-                await self.deliver_due()
+                try:
+                    await self.deliver_due()
+                except Exception:  # a bug or an unreadable Secret: this round only, the outbox stays
+                    log.exception("monitor %s: notification round failed", self.key)
+                    await asyncio.sleep(FIRST_BACKOFF)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._next_wait())
                 self._wake.clear()
@@ -125,7 +129,10 @@ class Notifier:
                 self._health.notifications[(name, "sent")] += 1
                 async with self._lock:
                     self.outbox.done(entry.key, name)
-                    await self._store(self.outbox.to_status())
+                    try:
+                        await self._store(self.outbox.to_status())
+                    except Exception as exc:  # kept in memory; a restart before the next store repeats it
+                        log.warning("monitor %s: notification outbox not stored: %s", self.key, exc)
                 self._changed()
 
     def _failed(self, name: str, channel: _Channel, error: str) -> None:
