@@ -89,7 +89,7 @@ def _push_credentials(data: Any, path: str, env: Mapping[str, str]) -> PushCrede
         hmac_secret=_secret_value(data, "hmacSecret", path, env),
     )
     if not creds.configured:
-        raise ConfigError(path, "needs username and password, or hmacSecret")
+        raise ConfigError(path, "needs a password (with an optional username), or hmacSecret")
     return creds
 
 

@@ -3,8 +3,9 @@
 Every answer says what happened in a JSON body and in `keycloak_monitor_push_requests_total`:
 200 counted or already seen; 400 malformed; 401 bad credentials; 404 no such monitor taking
 pushes; 409 too old to de-duplicate (replay); 413 too large; 422 another realm; 503 with
-Retry-After when events cannot be stored now (queue full, Keycloak or the store unavailable),
-so the sender keeps them and retries. Nothing is counted unless the whole body is accepted.
+Retry-After when events cannot be stored now (queue full, Keycloak or the store unavailable, a
+standby replica), so the sender keeps them and retries. Nothing is counted unless the whole body
+is accepted.
 """
 
 import logging
@@ -34,6 +35,9 @@ class PushRegistry:
 
     def __init__(self) -> None:
         self._targets: dict[MonitorKey, PushTarget] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._targets)
 
     def get(self, key: MonitorKey) -> PushTarget | None:
         return self._targets.get(key)
@@ -67,6 +71,10 @@ async def handle_push(request: web.Request) -> web.Response:
     key = MonitorKey(request.match_info["namespace"], request.match_info["name"])
     target = registry.get(key)
     try:
+        if target is None and not registry:
+            # A standby replica (or one still starting) runs no monitor: the sender retries and
+            # reaches the active one.
+            raise PushRefused(503, "unavailable", "this replica serves no monitor now", retry_after=5)
         if target is None:
             raise PushRefused(404, "unknown_monitor", f"no monitor {key} takes pushed events")
         monitor = target.monitor()
