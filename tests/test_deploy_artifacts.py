@@ -315,6 +315,31 @@ SPEC_FIELDS: dict[str, tuple[str, Any]] = {
     "events": ("object", {}),
     "events.user": ("boolean", True),
     "events.admin": ("boolean", True),
+    "events.source": ("string", "poll"),
+    "events.pushSecret": ("object", NO_DEFAULT),
+    "events.pushSecret.name": ("string", NO_DEFAULT),
+    "events.pushSecret.usernameKey": ("string", "username"),
+    "events.pushSecret.passwordKey": ("string", "password"),
+    "events.pushSecret.hmacSecretKey": ("string", "hmacSecret"),
+    "notifications": ("object", NO_DEFAULT),
+    "notifications.userEvents": ("array", ["REGISTER"]),
+    "notifications.adminEvents": ("array", []),
+    "notifications.webhook": ("object", NO_DEFAULT),
+    "notifications.webhook.url": ("string", NO_DEFAULT),
+    "notifications.webhook.secret": ("object", NO_DEFAULT),
+    "notifications.webhook.secret.name": ("string", NO_DEFAULT),
+    "notifications.webhook.secret.key": ("string", "hmacSecret"),
+    "notifications.email": ("object", NO_DEFAULT),
+    "notifications.email.host": ("string", NO_DEFAULT),
+    "notifications.email.port": ("integer", 587),
+    "notifications.email.security": ("string", "starttls"),
+    "notifications.email.from": ("string", NO_DEFAULT),
+    "notifications.email.to": ("array", NO_DEFAULT),
+    "notifications.email.credentialsSecret": ("object", NO_DEFAULT),
+    "notifications.email.credentialsSecret.name": ("string", NO_DEFAULT),
+    "notifications.email.credentialsSecret.usernameKey": ("string", "username"),
+    "notifications.email.credentialsSecret.passwordKey": ("string", "password"),
+    "notifications.email.consoleUrl": ("string", NO_DEFAULT),
     "perUser": ("object", {}),
     "perUser.enabled": ("boolean", False),
     "perUser.limit": ("integer", 100),
@@ -367,7 +392,7 @@ def test_crd_defaults_fill_a_minimal_monitor(spec_schema: dict[str, Any]) -> Non
         "timeout": "10s",
         "tls": {"insecureSkipVerify": False},
         "sessions": {"offline": True},
-        "events": {"user": True, "admin": True},
+        "events": {"user": True, "admin": True, "source": "poll"},
         "perUser": {"enabled": False, "limit": 100, "includeEmail": False},
     }
     with_ca = apply_defaults(spec_schema, {**minimal, "tls": {"caSecret": {"name": "sso-ca"}}})
@@ -435,8 +460,10 @@ def test_crd_status_schema(version: dict[str, Any]) -> None:
         "users": "integer",
         "connectedUsers": "integer",
         "eventCursor": "object",
+        "notifications": "object",
     }
     assert props["lastSuccessfulCollection"]["format"] == "date-time"
+    assert props["notifications"]["x-kubernetes-preserve-unknown-fields"] is True
     assert props["eventCursor"]["x-kubernetes-preserve-unknown-fields"] is True
     conditions = props["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
