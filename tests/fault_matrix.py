@@ -36,6 +36,11 @@ ROWS = (
         "the Secret read gives up after its deadline: `up 0`, reason `kubernetes`, no stale `up 1`",
     ),
     Row(
+        "apiserver slow (through a delaying proxy)",
+        "test_resilience.py::test_apiserver_slow",
+        "slower than the 10 s deadline (2 s in the test): `up 0`, reason `kubernetes`; slow within it: `up 1`",
+    ),
+    Row(
         "Secret deleted, then recreated",
         "test_resilience.py::test_secret_deleted_then_recreated",
         "`up 0`, reason `config`, Ready=False/SecretNotFound; `up 1` on the next cycle",

@@ -1,8 +1,10 @@
-"""A TCP proxy on loopback that can freeze its connections: the bytes stop flowing, the
-sockets stay open, as behind a load balancer that lost its state. New connections pass."""
+"""A TCP proxy on loopback that can slow or freeze its connections. Frozen: the bytes stop
+flowing, the sockets stay open, as behind a load balancer that lost its state (new
+connections pass). Slow: every answer waits `delay` seconds."""
 
 import socket
 import threading
+import time
 
 
 class FreezingProxy:
@@ -13,6 +15,7 @@ class FreezingProxy:
         self._lock = threading.Lock()
         self._frozen: set[socket.socket] = set()  # sockets whose bytes are held, not forwarded
         self._open: set[socket.socket] = set()
+        self.delay = 0.0  # seconds added before every chunk the upstream sends back
         threading.Thread(target=self._accept, daemon=True).start()
 
     def freeze_open_connections(self) -> int:
@@ -36,14 +39,16 @@ class FreezingProxy:
             upstream = socket.create_connection(self._target)
             with self._lock:
                 self._open |= {client, upstream}
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, slow in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(a, b, slow), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, slow: bool) -> None:
         try:
             while data := source.recv(65536):
                 with self._lock:
                     frozen = source in self._frozen
+                if slow and self.delay:
+                    time.sleep(self.delay)
                 if not frozen:
                     sink.sendall(data)
         except OSError:

@@ -5,6 +5,8 @@ is wrong (`up 0` and a reason), keeps its series, and recovers by itself on its 
 This module runs its own control plane, since its tests stop and freeze its processes."""
 
 import asyncio
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -210,6 +212,46 @@ async def test_apiserver_frozen(plane, kube, keycloak, realm):
         f"cycle ended after {took:.1f} s (Secret read, status write: 2 s deadline each): `up 0`, `kubernetes`",
         recovery,
     )
+
+
+async def test_apiserver_slow(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "apiserver-slow")
+    proxy = FreezingProxy(plane.port)
+    try:
+        async with api(through(plane.kubeconfig, proxy.port), deadline=2.0) as k8s:
+            watched = Watched(body, k8s)
+            proxy.delay = 0.5  # slow, within the deadline: no failure
+            await watched.cycle()
+            assert watched.up() == 1
+            proxy.delay = 3.0  # slower than the 2 s deadline
+            await watched.cycle()
+            assert watched.up() == 0 and watched.errors("kubernetes") == 1
+            assert "did not answer within 2s" in watched.message()
+            proxy.delay = 0.0
+            ended = time.monotonic()
+            await watched.cycle()
+            recovery = time.monotonic() - ended
+            assert watched.up() == 1
+    finally:
+        proxy.close()
+    fault_matrix.record(
+        "test_resilience.py::test_apiserver_slow",
+        "0.5 s per answer: `up 1`; 3 s per answer: `up 0`, reason `kubernetes` (2 s deadline)",
+        recovery,
+    )
+
+
+async def test_a_binary_key_beside_the_credentials_is_ignored(plane, kube, keycloak, realm):
+    body = create_monitor(kube, keycloak, realm.name, "keystore")
+    ns = body["metadata"]["namespace"]
+    keystore = base64.b64encode(bytes(range(256))).decode()  # not UTF-8
+    plane.kubectl(
+        "patch", "secret", "kc-admin", "-n", ns, "--type=merge", "-p", json.dumps({"data": {"keystore.p12": keystore}})
+    )
+    async with api(plane.kubeconfig) as k8s:
+        watched = Watched(body, k8s)
+        await watched.cycle()
+        assert watched.up() == 1, watched.message()
 
 
 async def test_secret_deleted_then_recreated(plane, kube, keycloak, realm):
