@@ -39,7 +39,10 @@ def main() -> None:
             operator = OperatorProcess(kubeconfig, f"{RUN_LABEL}=churn", Path(tempfile.mkdtemp(prefix="kcm-churn-")))
             operator.start()
             try:
-                docs = monitor_docs(kube, ns, keycloak.base_url, realm.name, "churn", count)
+                # 50 first collections at once on a shared machine: a generous budget.
+                docs = monitor_docs(
+                    kube, ns, keycloak.base_url, realm.name, "churn", count, interval="30s", timeout="20s"
+                )
                 baseline, after, rounds = churn(kube, operator, ns, docs, seconds, collected=True)
             finally:
                 operator.stop()

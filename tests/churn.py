@@ -33,13 +33,11 @@ def footprint(operator: OperatorProcess, namespace: str) -> Footprint:
     )
 
 
-def _up_count(operator: OperatorProcess, namespace: str, collected: bool) -> int:
+def _running(operator: OperatorProcess, namespace: str, collected: bool) -> int:
+    """Monitors whose series exist; with `collected`, those that succeeded once."""
+    family = "keycloak_monitor_last_success_timestamp_seconds{" if collected else "keycloak_monitor_up{"
     return sum(
-        1
-        for line in operator.metrics().splitlines()
-        if line.startswith("keycloak_monitor_up{")
-        and f'namespace="{namespace}"' in line
-        and (line.endswith(" 1.0") or not collected)
+        1 for line in operator.metrics().splitlines() if line.startswith(family) and f'namespace="{namespace}"' in line
     )
 
 
@@ -50,16 +48,18 @@ def churn_round(
     them all (collections in flight included), wait until their series are gone."""
     kube.apply(*docs)
     wait_for(
-        f"{len(docs)} monitors running", lambda: _up_count(operator, namespace, collected) == len(docs), 180, every=1
+        f"{len(docs)} monitors running", lambda: _running(operator, namespace, collected) == len(docs), 300, every=1
     )
     kube.cluster.kubectl("delete", "kcm", "--all", "-n", namespace, "--wait=true", "--timeout=120s")
     wait_for("their series gone", lambda: footprint(operator, namespace).series == 0, 60)
 
 
-def monitor_docs(kube: Kubectl, namespace: str, url: str, realm: str, label: str, count: int) -> list[dict[str, Any]]:
+def monitor_docs(
+    kube: Kubectl, namespace: str, url: str, realm: str, label: str, count: int, **spec: Any
+) -> list[dict[str, Any]]:
     docs = []
     for i in range(count):
-        doc = kube.monitor_doc(namespace, f"churn-{i}", url, realm, "kc-admin")
+        doc = kube.monitor_doc(namespace, f"churn-{i}", url, realm, "kc-admin", **spec)
         doc["metadata"]["labels"] = {RUN_LABEL: label}
         docs.append(doc)
     return docs

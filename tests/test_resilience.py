@@ -84,8 +84,8 @@ def create_monitor(kube: Kubectl, keycloak, realm: str, name: str, **spec: Any) 
 class Watched:
     """A Supervisor driven cycle by cycle, as its daemon does, with its series at hand."""
 
-    def __init__(self, body: dict[str, Any], kube: Kube) -> None:
-        self.store = MetricsStore(False)
+    def __init__(self, body: dict[str, Any], kube: Kube, store: MetricsStore | None = None) -> None:
+        self.store = store or MetricsStore(False)
         self.events: list[tuple[str, str, str]] = []
         self.key = MonitorKey(body["metadata"]["namespace"], body["metadata"]["name"])
         self.supervisor = Supervisor(self.key, body, kube, self.store, lambda *event: self.events.append(event))
@@ -259,12 +259,17 @@ async def test_secret_deleted_then_recreated(plane, kube, keycloak, realm):
     ns = body["metadata"]["namespace"]
     async with api(plane.kubeconfig) as k8s:
         watched = Watched(body, k8s)
+        # Another monitor on the same /metrics, with its own Secret: untouched throughout.
+        bystander = Watched(create_monitor(kube, keycloak, realm.name, "bystander"), k8s, watched.store)
         await watched.cycle()
+        await bystander.cycle()
         before = watched.counters()
         plane.kubectl("delete", "secret", "kc-admin", "-n", ns)
         await watched.cycle()
+        await bystander.cycle()
         assert watched.up() == 0 and watched.errors("config") == 1
         assert kube.ready(ns, "secret-gone") == ("False", "SecretNotFound")
+        assert bystander.up() == 1 and sample(watched.text(), "keycloak_users", monitor="bystander") == 2
 
         kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
         ended = time.monotonic()

@@ -67,9 +67,10 @@ def register(
             if running.get(key) is supervisor:
                 del running[key]
 
-    # An event handler, not on.update: it needs no progress annotations, so it writes nothing.
+    # An event handler, not on.update: it needs no progress annotations, so it writes nothing;
+    # async, so kopf runs it in the loop rather than in its thread pool.
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry, labels=dict(labels) or None)
-    def spec_changed(body: kopf.Body, namespace: str, name: str, type: str | None, **_: Any) -> None:
+    async def spec_changed(body: kopf.Body, namespace: str, name: str, type: str | None, **_: Any) -> None:
         on_watch_event()
         supervisor = running.get(MonitorKey(namespace, name))
         if supervisor is not None and type != "DELETED":
