@@ -94,6 +94,13 @@ class Watched:
         await self.supervisor.cycle()
         return self.text()
 
+    async def recovered(self) -> float:
+        """The cycle after a fault ended: the monitor is up again. Returns its duration."""
+        ended = time.monotonic()
+        await self.cycle()
+        assert self.up() == 1, self.message()
+        return time.monotonic() - ended
+
     def text(self) -> str:
         return self.store.render().decode()
 
@@ -146,10 +153,7 @@ async def test_apiserver_stopped_then_restarted(plane, kube, keycloak, realm):
         never_backwards(before, watched.counters())
 
         plane.resume("kube-apiserver")
-        ended = time.monotonic()
-        await watched.cycle()
-        recovery = time.monotonic() - ended
-        assert watched.up() == 1
+        recovery = await watched.recovered()
         assert kube.ready(body["metadata"]["namespace"], "apiserver-down") == ("True", "Collected")
         never_backwards(before, watched.counters())
     fault_matrix.record(
@@ -203,10 +207,7 @@ async def test_apiserver_frozen(plane, kube, keycloak, realm):
             assert "did not answer within 2s" in watched.message()
         finally:
             plane.resume("kube-apiserver")
-        ended = time.monotonic()
-        await watched.cycle()
-        recovery = time.monotonic() - ended
-        assert watched.up() == 1
+        recovery = await watched.recovered()
     fault_matrix.record(
         "test_resilience.py::test_apiserver_frozen",
         f"cycle ended after {took:.1f} s (Secret read, status write: 2 s deadline each): `up 0`, `kubernetes`",
@@ -228,10 +229,7 @@ async def test_apiserver_slow(plane, kube, keycloak, realm):
             assert watched.up() == 0 and watched.errors("kubernetes") == 1
             assert "did not answer within 2s" in watched.message()
             proxy.delay = 0.0
-            ended = time.monotonic()
-            await watched.cycle()
-            recovery = time.monotonic() - ended
-            assert watched.up() == 1
+            recovery = await watched.recovered()
     finally:
         proxy.close()
     fault_matrix.record(
@@ -330,10 +328,7 @@ async def test_ca_secret_broken_then_fixed(plane, kube, keycloak, realm):
         assert kube.ready(ns, "ca") == ("False", "InvalidCA")
 
         kube.secret(ns, "sso-ca", **{"ca.crt": keycloak.ca_file.read_text()})
-        ended = time.monotonic()
-        await watched.cycle()
-        recovery = time.monotonic() - ended
-        assert watched.up() == 1
+        recovery = await watched.recovered()
     fault_matrix.record(
         "test_resilience.py::test_ca_secret_broken_then_fixed",
         "`up 0`, reason `config`, Ready=False/InvalidCA naming the Secret; fixed CA used next cycle",
