@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import yaml
 
-from tests.notify_targets import SmtpServer, WebhookReceiver
+from tests.notify_targets import SmtpServer, WebhookReceiver, self_signed_certificate
 from tests.realms import PASSWORD, Realm, make_realm
 from tests.registration import enable_registration, register
 from tests.standalone_process import StandaloneProcess
@@ -43,14 +44,16 @@ def smtp() -> Iterator[SmtpServer]:
     server.close()
 
 
-def labels(realm: str, **extra: str) -> str:
-    pairs = {"namespace": "standalone", "monitor": "notify", "realm": realm, **extra}
+def labels(realm: str, monitor: str = "notify", **extra: str) -> str:
+    pairs = {"namespace": "standalone", "monitor": monitor, "realm": realm, **extra}
     return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
 
 
-def notifier(keycloak, realm: Realm, webhook: WebhookReceiver, smtp: SmtpServer, tmp_path) -> StandaloneProcess:
+def notifier(
+    keycloak, realm: Realm, webhook: WebhookReceiver, smtp: SmtpServer, tmp_path, name: str = "notify"
+) -> StandaloneProcess:
     monitor: dict[str, Any] = {
-        "name": "notify",
+        "name": name,
         "url": keycloak.base_url,
         "realm": realm.name,
         "interval": "5s",
@@ -129,3 +132,28 @@ def test_a_registration_is_notified_once_across_refusals_and_a_kill(
     for needle in ("newcomer", "newcomer@example.org", "Client:    signup", "From IP:   127.0.0.1", "UTC"):
         assert needle in text, needle
     assert f"{keycloak.base_url}/admin/master/console/#/{realm.name}/users/{user_id}/settings" in text
+
+
+def test_mail_goes_over_starttls_with_the_configured_login(keycloak, kc_admin, realm, tmp_path) -> None:
+    cert, key = self_signed_certificate(tmp_path)
+    smtp = SmtpServer(tls=(cert, key), login=("mailer", "smtp-Pass-5"))
+    webhook = WebhookReceiver()
+    try:
+        process = notifier(keycloak, realm, webhook, smtp, tmp_path, name="notify-tls")
+        config = yaml.safe_load(process.config.read_text())
+        email = config["monitors"][0]["notifications"]["email"]
+        email.update(security="starttls", credentials={"username": "mailer", "passwordEnv": "SMTP_PASSWORD"})
+        process.config.write_text(yaml.safe_dump(config))
+        # The test server's certificate is trusted the way an operator trusts a private CA.
+        process.env.update(SSL_CERT_FILE=str(cert), SMTP_PASSWORD="smtp-Pass-5")
+        process.start(f"keycloak_users{labels(realm.name, monitor='notify-tls')}")
+        try:
+            register(keycloak.base_url, realm.name, "tlsuser", PASSWORD)
+            process.wait_for(lambda _: smtp.mailbox.messages, 60, "the mail over STARTTLS")
+        finally:
+            process.stop()
+        assert smtp.mailbox.sessions == [(True, b"mailer")]
+        assert "tlsuser" in smtp.mailbox.messages[0]["Subject"]
+    finally:
+        smtp.close()
+        webhook.close()
