@@ -43,7 +43,7 @@ def main() -> None:
                 docs = monitor_docs(
                     kube, ns, keycloak.base_url, realm.name, "churn", count, interval="30s", timeout="20s"
                 )
-                baseline, after, rounds = churn(kube, operator, ns, docs, seconds, collected=True)
+                baseline, after, rounds = churn(kube, operator, ns, docs, seconds, collected=True, progress=True)
             finally:
                 operator.stop()
     finally:

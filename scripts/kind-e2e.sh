@@ -90,9 +90,15 @@ log "smoke test: the in-cluster operator reconciles the example monitor"
 "$KUBECTL" -n identity wait kcm/shop-customers --for=jsonpath='{.status.observedGeneration}'=1 --timeout=120s
 "$KUBECTL" -n identity get kcm shop-customers -o wide
 "$KUBECTL" -n identity get events --field-selector involvedObject.name=shop-customers || true
-"$KUBECTL" get --raw "/api/v1/namespaces/$NAMESPACE/services/keycloak-monitor:metrics/proxy/metrics" \
-  | grep -E '^keycloak_monitor_up\{' \
-  || die "the operator's /metrics has no keycloak_monitor_up series for the example monitor"
+# Two replicas peer: the active one serves the series, the standby none.
+serving=0
+for pod in $("$KUBECTL" -n "$NAMESPACE" get pods -l app.kubernetes.io/name=keycloak-monitor -o name); do
+  if "$KUBECTL" get --raw "/api/v1/namespaces/$NAMESPACE/pods/${pod#pod/}:9091/proxy/metrics" \
+    | grep -qE '^keycloak_monitor_up\{'; then
+    serving=$((serving + 1))
+  fi
+done
+[ "$serving" -eq 1 ] || die "expected exactly one replica serving the example monitor, found $serving"
 "$KUBECTL" delete -k "$ROOT/manifests/examples" --wait --timeout=120s
 
 log "handing the cluster to the end-to-end tests (in-cluster operator scaled to 0)"

@@ -72,6 +72,7 @@ def churn(
     docs: list[dict[str, Any]],
     seconds: float,
     collected: bool = False,
+    progress: bool = False,
 ) -> tuple[Footprint, Footprint, int]:
     """(baseline after one warm-up round, footprint once settled after the loop, rounds)."""
     churn_round(kube, operator, namespace, docs, collected)  # imports, pools and caches fill once
@@ -80,6 +81,9 @@ def churn(
     while rounds == 0 or time.monotonic() < deadline:
         churn_round(kube, operator, namespace, docs, collected)
         rounds += 1
+        if progress:
+            now = footprint(operator, namespace)
+            print(f"round {rounds}: RSS {now.rss_bytes / 2**20:.1f} MiB, {now.tasks:g} tasks", flush=True)
     after = wait_for(
         "tasks back at the baseline", lambda: (f := footprint(operator, namespace)).tasks <= baseline.tasks and f, 60
     )

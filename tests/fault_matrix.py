@@ -97,7 +97,7 @@ ROWS = (
     ),
     Row(
         "operator SIGKILLed mid-collection",
-        "test_operator.py::test_a_restarted_operator_resumes_every_monitor_without_duplicates",
+        "test_resilience.py::test_operator_killed_mid_collection_counts_no_event_twice",
         "the restarted process resumes from the status cursor; no event counted twice",
     ),
 )

@@ -16,6 +16,7 @@ class FreezingProxy:
         self._frozen: set[socket.socket] = set()  # sockets whose bytes are held, not forwarded
         self._open: set[socket.socket] = set()
         self.delay = 0.0  # seconds added before every chunk the upstream sends back
+        self.delayed = 0  # answers being held back now: a request is in flight
         threading.Thread(target=self._accept, daemon=True).start()
 
     def freeze_open_connections(self) -> int:
@@ -48,7 +49,11 @@ class FreezingProxy:
                 with self._lock:
                     frozen = source in self._frozen
                 if slow and self.delay:
+                    with self._lock:
+                        self.delayed += 1
                     time.sleep(self.delay)
+                    with self._lock:
+                        self.delayed -= 1
                 if not frozen:
                     sink.sendall(data)
         except OSError:

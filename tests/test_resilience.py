@@ -485,6 +485,50 @@ def test_healthz_fails_when_the_apiserver_is_gone(plane, kube, start_operator):
     )
 
 
+def test_operator_killed_mid_collection_counts_no_event_twice(plane, kube, keycloak, kc_admin, start_operator):
+    shop = make_realm(kc_admin, "killed", users=1)
+    ns = kube.namespace("killed")
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    proxy = FreezingProxy(int(keycloak.base_url.rsplit(":", 1)[1]))  # Keycloak, slowed: collections last
+    try:
+        url = f"http://127.0.0.1:{proxy.port}"
+        kube.apply(labelled(kube.monitor_doc(ns, "killed", url, shop.name, "kc-admin", timeout="4s"), "killed"))
+        operator = start_operator(f"{RUN_LABEL}=killed")
+        errors = {"namespace": ns, "event": "LOGIN_ERROR"}
+        # Events count from the cursor the first collection takes.
+        wait_for("the starting cursor", lambda: (kube.get(ns, "killed") or {}).get("status", {}).get("eventCursor"), 30)
+        kc_admin.failed_login(shop.name, "web", "user0")
+        wait_for(
+            "the first LOGIN_ERROR", lambda: sample(operator.metrics(), "keycloak_user_events_total", **errors), 30
+        )
+
+        # Slowed first, so no collection can see the second event and write its cursor
+        # before the kill: the one in flight dies before its status write.
+        proxy.delay = 0.2
+        kc_admin.failed_login(shop.name, "web", "user0")
+        wait_for("a collection in flight", lambda: proxy.delayed > 0, 30, every=0.05)
+        operator.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        proxy.delay = 0.0
+        operator.start()
+        # A new process counts from the cursor in the status: the second event only, once.
+        assert (
+            wait_for("the second event", lambda: sample(operator.metrics(), "keycloak_user_events_total", **errors), 30)
+            == 1
+        )
+        took = time.monotonic() - killed
+        time.sleep(INTERVAL + 1)  # one more collection counts nothing again
+        assert sample(operator.metrics(), "keycloak_user_events_total", **errors) == 1
+    finally:
+        proxy.close()
+    fault_matrix.record(
+        "test_resilience.py::test_operator_killed_mid_collection_counts_no_event_twice",
+        "SIGKILL while an answer was in flight; the restarted process resumed from the status cursor, "
+        "each LOGIN_ERROR counted once",
+        took,
+    )
+
+
 def collects(process: OperatorProcess, name: str) -> bool:
     """Whether this process serves the monitor's realm series (the standby serves none)."""
     try:
