@@ -22,9 +22,6 @@ class SeenIds:
     def __contains__(self, key: str) -> bool:
         return key in self._ids
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
     def horizon(self, now_ms: int) -> int:
         return max(now_ms - self.window_ms, self._evicted_upto)
 

@@ -97,6 +97,9 @@ class PushTarget:
             "user": monitor.state.user_events,
             "admin": monitor.state.admin_events,
         }
+        for stream in streams.values():
+            if stream is not None:
+                stream.seen.expire(now_ms)
         for event in events:
             stream = streams[event.kind]
             if stream is not None and event.key not in stream.seen and event.time < stream.seen.horizon(now_ms):
