@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from keycloak_monitor.controller.credentials import OPT_IN_LABEL
 from tests.operator_process import OperatorProcess
 from tests.realms import PASSWORD, Realm, make_realm
 from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer
@@ -72,11 +73,13 @@ class Kubectl:
         self.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": full}})
         return full
 
-    def secret(self, namespace: str, name: str, **data: str) -> None:
+    def secret(self, namespace: str, name: str, opt_in: bool = True, **data: str) -> None:
+        """A Secret; opted in for the operator (its label) unless told otherwise."""
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
-        self.apply(
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "data": encoded}
-        )
+        metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+        if opt_in:
+            metadata["labels"] = {OPT_IN_LABEL: "true"}
+        self.apply({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": encoded})
 
     def monitor_doc(self, namespace: str, name: str, url: str, realm: str, secret: str, **spec: Any) -> dict[str, Any]:
         return {
@@ -351,3 +354,47 @@ def test_tls_ca_from_a_secret(kube, operator, keycloak, shop):
     )
     assert wait_for("Ready over TLS", lambda: kube.ready(ns, "strict") == ("True", "Collected"), 3 * INTERVAL + 10)
     assert sample(operator.metrics(), "keycloak_users", namespace=ns, monitor="strict") == 3
+
+
+def test_a_secret_without_the_opt_in_label_is_refused_and_never_sent(kube, operator, keycloak, kc_admin):
+    """Whoever may create a monitor cannot send an arbitrary Secret to Keycloak (or elsewhere):
+    the unlabelled Secret is refused, and Keycloak sees no login with its values."""
+    realm = make_realm(kc_admin, "optin", users=2)
+    ns = kube.namespace("optin")
+    kube.secret(ns, "app-db", opt_in=False, username="user0", password=PASSWORD)
+    kube.secret(ns, "kc-user1", username="user1", password=PASSWORD)
+    # A binary keystore beside the password: only the keys used are decoded.
+    keystore = base64.b64encode(b"\xfe\xed\xfe\xed\x00\x00\x00\x02\xff").decode()
+    kube.cluster.kubectl(
+        "patch", "secret", "kc-user1", "-n", ns, "-p", json.dumps({"data": {"keystore.jks": keystore}})
+    )
+    kube.secret(ns, "plain-ca", opt_in=False, **{"ca.crt": keycloak.ca_file.read_text()})
+    url = keycloak.base_url
+    kube.apply(
+        kube.monitor_doc(ns, "stolen", url, realm.name, "app-db", authRealm=realm.name),
+        kube.monitor_doc(ns, "control", url, realm.name, "kc-user1", authRealm=realm.name),
+        kube.monitor_doc(
+            ns,
+            "ca",
+            keycloak.https_url,
+            realm.name,
+            "kc-user1",
+            authRealm=realm.name,
+            tls={"caSecret": {"name": "plain-ca"}},
+        ),
+    )
+    for name in ("stolen", "ca"):
+        assert wait_for(f"{name} refused", lambda n=name: kube.ready(ns, n) == ("False", "SecretNotOptedIn"), 30)
+        assert wait_for(f"an Event on {name}", lambda n=name: "SecretNotOptedIn" in kube.events(ns, n), 15)
+    message = (kube.get(ns, "stolen") or {})["status"]["conditions"][0]["message"]
+    assert "keycloak-monitor.io/credentials" in message and PASSWORD not in message
+
+    def logins(user: str) -> list[str]:
+        events = kc_admin.get(f"/{realm.name}/events", user=realm.users[user])
+        return [event["type"] for event in events if event["type"] in ("LOGIN", "LOGIN_ERROR")]
+
+    # The opted-in control proves the operator has run its cycles and Keycloak records its logins.
+    assert wait_for("the control monitor's login", lambda: logins("user1"), 3 * INTERVAL + 10)
+    assert kube.ready(ns, "stolen") == ("False", "SecretNotOptedIn")
+    assert logins("user0") == []
+    assert kc_admin.get(f"/{realm.name}/users/{realm.users['user0']}/sessions") == []

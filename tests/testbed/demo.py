@@ -41,7 +41,7 @@ def monitor_manifests(keycloak: KeycloakServer) -> str:
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": "kc-monitor", "namespace": "demo"},
+        "metadata": {"name": "kc-monitor", "namespace": "demo", "labels": {"keycloak-monitor.io/credentials": "true"}},
         "stringData": {"username": keycloak.admin_user, "password": keycloak.admin_password},
     }
     monitor = {

@@ -7,8 +7,9 @@ with reason `kubernetes`: the monitor reports `up 0` and tries again next cycle.
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -21,6 +22,20 @@ from . import GROUP, PLURAL, VERSION
 API_TIMEOUT = 10.0  # seconds for one apiserver call, connection included
 
 
+@dataclass(frozen=True)
+class SecretBody:
+    """What the operator knows of a Secret: its labels (the opt-in) and its values, still
+    base64, decoded one key at a time so a binary keystore beside the password harms nothing."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    def text(self, key: str) -> str | None:
+        """The value of `key` as text; None when absent, empty or not UTF-8."""
+        value = self.data.get(key)
+        return (_text(value) or None) if value else None
+
+
 class Kube:
     def __init__(self, api: client.ApiClient, timeout: float = API_TIMEOUT) -> None:
         self._core = client.CoreV1Api(api)
@@ -28,9 +43,8 @@ class Kube:
         self._version = client.VersionApi(api)
         self.timeout = timeout
 
-    async def read_secret(self, namespace: str, name: str) -> dict[str, str]:
-        """A Secret's text values, decoded; the values never leave this process in a log or
-        error. Binary values (a keystore beside the password) are left out, not an error."""
+    async def read_secret(self, namespace: str, name: str) -> SecretBody:
+        """A Secret's labels and values; the values never leave this process in a log or error."""
         what = f"reading Secret {namespace}/{name}"
         try:
             async with self._deadline(what):
@@ -47,7 +61,7 @@ class Kube:
                     condition="SecretForbidden",
                 ) from None
             raise _api_error(what, exc) from None
-        return {key: text for key, value in (secret.data or {}).items() if (text := _text(value)) is not None}
+        return SecretBody(labels=dict(secret.metadata.labels or {}), data=dict(secret.data or {}))
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         what = f"writing the status of {namespace}/{name}"

@@ -11,6 +11,7 @@ from ..errors import CollectionError
 from ..monitor import Monitor
 from ..notify.attach import attach_notifier
 from ..notify.notifier import Notifier, NotifySecrets
+from .credentials import require_opt_in
 from .kube import Kube
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,16 @@ class NotificationHost:
             try:
                 if notifications.webhook and notifications.webhook.secret:
                     name, key = notifications.webhook.secret
-                    secret = (await self._kube.read_secret(self.key.namespace, name)).get(key) or None
+                    body = await self._kube.read_secret(self.key.namespace, name)
+                    require_opt_in(self.key.namespace, name, body, "notifications.webhook.secret")
+                    secret = body.text(key)
                 if notifications.email and notifications.email.credentials_secret:
                     name, user_key, password_key = notifications.email.credentials_secret
-                    data = await self._kube.read_secret(self.key.namespace, name)
-                    if data.get(user_key) and data.get(password_key):
-                        login = (data[user_key], data[password_key])
+                    body = await self._kube.read_secret(self.key.namespace, name)
+                    require_opt_in(self.key.namespace, name, body, "notifications.email.credentialsSecret")
+                    user, password = body.text(user_key), body.text(password_key)
+                    if user and password:
+                        login = (user, password)
             except CollectionError as exc:  # deliver what can be delivered; the log says what is missing
                 log.warning("monitor %s: notification secrets: %s", self.key, exc.message)
             return NotifySecrets(webhook_secret=secret, smtp_login=login)

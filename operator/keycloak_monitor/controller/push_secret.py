@@ -5,6 +5,7 @@ from collections.abc import Awaitable, Callable
 
 from ..config import MonitorSpec
 from ..push.auth import PushCredentials
+from .credentials import require_opt_in
 from .kube import Kube
 
 CACHE_SECONDS = 10.0  # a burst of pushes reads the Secret once; a rotation applies within seconds
@@ -23,11 +24,12 @@ def push_credentials_loader(
             return PushCredentials()
         if cached is not None and cached[1] == ref.name and time.monotonic() - cached[0] < CACHE_SECONDS:
             return cached[2]
-        data = await kube.read_secret(namespace, ref.name)
+        secret = await kube.read_secret(namespace, ref.name)
+        require_opt_in(namespace, ref.name, secret, "events.pushSecret")
         credentials = PushCredentials(
-            username=data.get(ref.username_key) or None,
-            password=data.get(ref.password_key) or None,
-            hmac_secret=data.get(ref.hmac_secret_key) or None,
+            username=secret.text(ref.username_key),
+            password=secret.text(ref.password_key),
+            hmac_secret=secret.text(ref.hmac_secret_key),
         )
         cached = (time.monotonic(), ref.name, credentials)
         return credentials
