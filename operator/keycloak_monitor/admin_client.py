@@ -4,11 +4,14 @@ import asyncio
 import ssl
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from .config import Credentials, MonitorSpec
 from .errors import CollectionError, Reason
+from .far_side import clean
+from .targets import TargetPolicy, guarded_transport
 from .tasks import all_of
 from .tokens import TokenProvider
 
@@ -49,25 +52,30 @@ class AdminClient:
         *,
         ca_data: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        targets: TargetPolicy | None = None,
     ) -> None:
         self.spec = spec
         self._observe = observe
         self._transport = transport
+        self._targets = targets or TargetPolicy()
         self._ca_data = ca_data
         self._http = self._new_http()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
         self._tokens = TokenProvider(self._send_form, spec.url, spec.auth_realm)
         self._credentials: Credentials | None = None
-        self._realm_path = f"/admin/realms/{spec.realm}"
+        self._realm_path = f"/admin/realms/{quote(spec.realm, safe='')}"
 
     def _new_http(self) -> httpx.AsyncClient:
+        transport = self._transport or guarded_transport(
+            self._targets,
+            verify=ssl_verify(self.spec, self._ca_data),
+            limits=httpx.Limits(max_connections=MAX_CONCURRENT_REQUESTS),
+        )
         return httpx.AsyncClient(
             base_url=self.spec.url,
             timeout=self.spec.timeout,
-            verify=ssl_verify(self.spec, self._ca_data),
-            transport=self._transport,
+            transport=transport,
             headers={"Accept": "application/json", "User-Agent": "keycloak-monitor"},
-            limits=httpx.Limits(max_connections=MAX_CONCURRENT_REQUESTS),
         )
 
     def use_credentials(self, credentials: Credentials) -> None:
@@ -131,11 +139,12 @@ class AdminClient:
 
     def _transport_message(self, exc: httpx.TransportError) -> str:
         cause = exc.__context__ or exc.__cause__
+        detail = clean(exc) or type(exc).__name__
         if isinstance(cause, ssl.SSLError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-            return f"TLS verification of {self.spec.url} failed: {exc} (set tls.caSecret)"
+            return f"TLS verification of {self.spec.url} failed: {detail} (set tls.caSecret)"
         if isinstance(exc, httpx.ConnectError):
-            return f"cannot connect to {self.spec.url}: {exc or type(exc).__name__}"
-        return f"connection to {self.spec.url} broke: {exc or type(exc).__name__}"
+            return f"cannot connect to {self.spec.url}: {detail}"
+        return f"connection to {self.spec.url} broke: {detail}"
 
     def _decode(self, response: httpx.Response, template: str) -> Any:
         code = response.status_code

@@ -12,6 +12,7 @@ from .config import ConfigError
 from .logs import setup_logging
 from .standalone import run_standalone
 from .standalone_config import config_from_env, load_config_file
+from .targets import TargetPolicy, parse_rules
 
 log = logging.getLogger("keycloak_monitor")
 
@@ -20,6 +21,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=os.environ.get("KEYCLOAK_MONITOR_HOST", "0.0.0.0"), help="listen address")
     parser.add_argument("--log-format", choices=("text", "json"), default=os.environ.get("LOG_FORMAT", "text"))
     parser.add_argument("--log-level", default=os.environ.get("LOG_LEVEL", "INFO"))
+    for verb, what in (("allow", "only these"), ("deny", "never these")):
+        env = f"KEYCLOAK_MONITOR_{verb.upper()}_TARGETS"
+        parser.add_argument(
+            f"--{verb}-target",
+            action="append",
+            default=[os.environ[env]] if os.environ.get(env) else [],
+            help=f"monitors may connect to {what} hosts or networks (name, *.domain, CIDR; repeatable, "
+            f"comma-separated; env {env}); link-local is always denied",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,12 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 def _standalone(args: argparse.Namespace) -> int:
     try:
         config = load_config_file(args.config, os.environ) if args.config else config_from_env(os.environ)
+        targets = _targets(args)
     except ConfigError as exc:
         log.error("invalid configuration: %s", exc)
         return 2
     if args.port:
         config = dataclasses.replace(config, port=args.port)
-    asyncio.run(run_standalone(config, host=args.host))
+    asyncio.run(run_standalone(config, host=args.host, targets=targets))
     return 0
 
 
@@ -83,11 +94,19 @@ def _operator(args: argparse.Namespace) -> int:
                 watch_timeout=args.watch_timeout,
                 liveness_grace=args.liveness_grace,
                 peering=args.peering,
+                targets=_targets(args),
             )
         )
     except ConfigError as exc:
         log.error("invalid option: %s", exc)
         return 2
+
+
+def _targets(args: argparse.Namespace) -> TargetPolicy:
+    try:
+        return TargetPolicy(allow=parse_rules(args.allow_target), deny=parse_rules(args.deny_target))
+    except ValueError as exc:
+        raise ConfigError("--allow-target/--deny-target", str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -168,6 +168,14 @@ def _str(data: Mapping[str, Any], key: str, path: str, default: str | None = Non
     return value.strip()
 
 
+def _realm_name(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
+    """A realm name goes into URL paths (quoted there): no path, query or fragment of its own."""
+    name = _str(data, key, key, default)
+    if name in (".", "..") or any(c in name for c in "/?#"):
+        raise ConfigError(key, "must be a realm name: no /, ? or #, and not . or ..")
+    return name
+
+
 def _duration(data: Mapping[str, Any], key: str, default: str) -> float:
     try:
         return parse_duration(data.get(key, default))
@@ -178,6 +186,8 @@ def _duration(data: Mapping[str, Any], key: str, default: str) -> float:
 def _url(data: Mapping[str, Any]) -> str:
     url = _str(data, "url", "url")
     parts = urlsplit(url)
+    if "@" in parts.netloc:  # never echoed: the part before @ may be a password
+        raise ConfigError("url", "must not carry user:password@; credentials belong in credentialsSecret")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError("url", f"must be an http:// or https:// URL, got {url!r}")
     return url.rstrip("/")
@@ -346,8 +356,8 @@ def parse_spec(data: Mapping[str, Any]) -> MonitorSpec:
     events = _section(data, "events")
     return MonitorSpec(
         url=_url(data),
-        realm=_str(data, "realm", "realm"),
-        auth_realm=_str(data, "authRealm", "authRealm", "master"),
+        realm=_realm_name(data, "realm"),
+        auth_realm=_realm_name(data, "authRealm", "master"),
         interval=interval,
         timeout=timeout,
         tls=tls,

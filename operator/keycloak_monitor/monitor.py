@@ -22,6 +22,7 @@ from .exposition import MetricsStore, base_labels
 from .health import Health
 from .render import render_monitor
 from .snapshot import RealmSnapshot
+from .targets import TargetPolicy
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +50,13 @@ class Monitor:
         cursors: Mapping[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         health: Health | None = None,
+        targets: TargetPolicy | None = None,
     ) -> None:
         self.key, self.spec, self._store = key, spec, store
         # Passed in by an owner that outlives spec changes, so counters never restart.
         self.health = health or Health()
         self.state = RealmState(spec, cursors)
-        self.api = AdminClient(spec, self.health.observe_request, transport=transport)
+        self.api = AdminClient(spec, self.health.observe_request, transport=transport, targets=targets)
         self._labels = base_labels(key, spec.realm)
         self.last: Outcome | None = None
         self._publish(None)  # health series exist from the start, `up` 0 until proven

@@ -18,11 +18,17 @@ from .push.receiver import PushRegistry, add_push_routes
 from .push.target import PushTarget
 from .server import make_app, start_server
 from .standalone_config import StandaloneConfig, StandaloneMonitor
+from .targets import TargetPolicy
 
 log = logging.getLogger(__name__)
 
 
-async def run_standalone(config: StandaloneConfig, host: str = "0.0.0.0", stop: asyncio.Event | None = None) -> None:
+async def run_standalone(
+    config: StandaloneConfig,
+    host: str = "0.0.0.0",
+    stop: asyncio.Event | None = None,
+    targets: TargetPolicy | None = None,
+) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT), then end every monitor cleanly."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -31,7 +37,7 @@ async def run_standalone(config: StandaloneConfig, host: str = "0.0.0.0", stop: 
             loop.add_signal_handler(sig, stop.set)
 
     store = MetricsStore()
-    monitors = [Monitor(m.key, m.spec, store) for m in config.monitors]
+    monitors = [Monitor(m.key, m.spec, store, targets=targets) for m in config.monitors]
     app = make_app(store)
     registry = PushRegistry()
     add_push_routes(app, registry)

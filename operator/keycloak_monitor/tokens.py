@@ -9,11 +9,13 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import httpx
 
 from .config import Credentials
 from .errors import CollectionError, Reason
+from .far_side import clean
 
 TOKEN_ENDPOINT = "token"
 LOGOUT_ENDPOINT = "logout"
@@ -54,7 +56,7 @@ class TokenProvider:
         self._send = send
         self._base_url = base_url
         self._auth_realm = auth_realm
-        self._path = f"/realms/{auth_realm}/protocol/openid-connect"
+        self._path = f"/realms/{quote(auth_realm, safe='')}/protocol/openid-connect"
         self._token: Token | None = None
         self._creds: Credentials | None = None
         self._lock = asyncio.Lock()
@@ -166,4 +168,4 @@ def _oauth_error(response: httpx.Response) -> str:
     if not isinstance(body, dict):
         return f"HTTP {response.status_code}"
     parts = [str(body[k]) for k in ("error", "error_description") if body.get(k)]
-    return ": ".join(parts) or f"HTTP {response.status_code}"
+    return clean(": ".join(parts)) or f"HTTP {response.status_code}"

@@ -12,6 +12,7 @@ from ..config import MonitorKey, MonitorSpec
 from ..exposition import MetricsStore
 from ..push.receiver import PushRegistry
 from ..push.target import PushTarget
+from ..targets import TargetPolicy
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
 from .notifications import NotificationHost
@@ -28,6 +29,7 @@ def register(
     labels: Mapping[str, Any],
     on_watch_event: Callable[[], None] = lambda: None,
     push: PushRegistry | None = None,
+    targets: TargetPolicy | None = None,
 ) -> None:
     running: dict[MonitorKey, Supervisor] = {}
 
@@ -49,7 +51,7 @@ def register(
             kopf.event(body, type=type, reason=reason, message=message)
 
         key = MonitorKey(namespace, name)
-        supervisor = running[key] = Supervisor(key, body, kube, store, post_event)
+        supervisor = running[key] = Supervisor(key, body, kube, store, post_event, targets)
         target = _push_target(supervisor, kube, namespace)
         if push is not None:
             push.add(key, target)

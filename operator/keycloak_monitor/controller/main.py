@@ -12,6 +12,7 @@ from ..config import ConfigError
 from ..exposition import MetricsStore
 from ..push.receiver import PushRegistry, add_push_routes
 from ..server import make_app, start_server
+from ..targets import TargetPolicy
 from . import GROUP
 from .handlers import register
 from .kube import API_TIMEOUT, connect
@@ -44,6 +45,7 @@ class OperatorOptions:
     watch_timeout: float = 60.0
     liveness_grace: float = 120.0
     peering: str = ""  # a KopfPeering name: hot standby between replicas; empty: standalone
+    targets: TargetPolicy = field(default_factory=TargetPolicy)
 
 
 # A dead active replica is presumed gone this long after its last keep-alive, so the
@@ -97,7 +99,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
         if options.peering:
             await kube.ensure_peering(options.peering, options.namespaces)
         push = PushRegistry()
-        register(registry, store, kube, labels, on_watch_event=liveness.answered, push=push)
+        register(registry, store, kube, labels, on_watch_event=liveness.answered, push=push, targets=options.targets)
         app = make_app(store, ready=ready.is_set, alive=liveness.alive)
         add_push_routes(app, push)
         runner = await start_server(app, options.host, options.port)

@@ -18,6 +18,7 @@ from ..exposition import MetricsStore, base_labels
 from ..health import Health
 from ..monitor import Monitor, Outcome, run_every
 from ..render import render_monitor
+from ..targets import TargetPolicy
 from .credentials import load_ca, load_credentials
 from .kube import Kube
 from .notifications import NotificationHost
@@ -52,8 +53,10 @@ class Supervisor:
         kube: Kube,
         store: MetricsStore,
         post_event: PostEvent,
+        targets: TargetPolicy | None = None,
     ) -> None:
         self.key, self._body, self._kube, self._store, self._post_event = key, body, kube, store, post_event
+        self._targets = targets
         self.monitor: Monitor | None = None
         # Outlives spec changes and invalid specs: counters and the histogram never restart.
         self.health = Health()
@@ -119,7 +122,12 @@ class Supervisor:
         self._spec_data = spec_data
         self._interval = spec.interval
         self.monitor = Monitor(
-            self.key, spec, self._store, cursors=resumable_cursors(self._status, spec), health=self.health
+            self.key,
+            spec,
+            self._store,
+            cursors=resumable_cursors(self._status, spec),
+            health=self.health,
+            targets=self._targets,
         )
         if self.notifications is not None:
             self.notifications.attach(self.monitor)

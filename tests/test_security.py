@@ -1,0 +1,100 @@
+"""Security on the real apiserver: the target policy of a running operator and the CRD's
+refusals of URL and realm tricks."""
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from tests.operator_process import OperatorProcess
+from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, wait_for
+
+pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
+
+DENIED = "127.0.0.2"  # a loopback address the operator below is told never to reach
+
+
+class Listener:
+    """A TCP listener that only counts the connections it accepts."""
+
+    def __init__(self, host: str) -> None:
+        self.sock = socket.create_server((host, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.accepted += 1
+            connection.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def kube(cluster) -> Kubectl:
+    return Kubectl(cluster, "sec")
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
+    kubeconfig = cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
+    process = OperatorProcess(
+        kubeconfig, f"{RUN_LABEL}=sec", tmp_path_factory.mktemp("operator"), ("--deny-target", f"{DENIED}/32")
+    )
+    process.start()
+    yield process
+    process.stop()
+
+
+def test_a_denied_or_link_local_target_is_refused_without_a_connection(kube, operator, keycloak):
+    denied, control = Listener(DENIED), Listener("127.0.0.1")
+    try:
+        ns = kube.namespace("targets")
+        kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+        kube.apply(
+            kube.monitor_doc(ns, "denied", f"http://{DENIED}:{denied.port}", "master", "kc-admin"),
+            kube.monitor_doc(ns, "metadata", "http://169.254.169.254", "master", "kc-admin"),
+            kube.monitor_doc(ns, "control", f"http://127.0.0.1:{control.port}", "master", "kc-admin"),
+        )
+        for name, host in (("denied", DENIED), ("metadata", "169.254.169.254")):
+            assert wait_for(f"{name} refused", lambda n=name: kube.ready(ns, n) == ("False", "TargetRefused"), 30)
+            assert wait_for(f"an Event on {name}", lambda n=name: "TargetRefused" in kube.events(ns, n), 15)
+            message = (kube.get(ns, name) or {})["status"]["conditions"][0]["message"]
+            assert host in message and "target policy" in message
+        # The control monitor, allowed, proves the operator has tried its targets by now.
+        assert wait_for("a connection to the allowed target", lambda: control.accepted, 2 * INTERVAL + 10)
+        assert kube.ready(ns, "denied") == ("False", "TargetRefused")
+        assert denied.accepted == 0
+    finally:
+        denied.close()
+        control.close()
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"url": "https://admin:hunter2@sso.example.com"}, "spec.url"),
+        ({"realm": "../master"}, "spec.realm"),
+        ({"realm": ".."}, "spec.realm"),
+        ({"authRealm": "master?x=1"}, "spec.authRealm"),
+    ],
+)
+def test_the_crd_refuses_userinfo_and_realm_paths(kube, spec, field):
+    ns = kube.namespace("crd-refusals")
+    doc = kube.monitor_doc(ns, "tricky", "https://sso.example.com", "shop", "kc-admin")
+    doc["spec"].update(spec)
+    result = kube.apply(doc, check=False)
+    assert result.returncode != 0 and field in result.stderr, result.stderr
+    assert kube.get(ns, "tricky") is None
