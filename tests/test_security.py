@@ -1,17 +1,22 @@
 """Security on the real apiserver: the target policy of a running operator and the CRD's
 refusals of URL and realm tricks."""
 
+import base64
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from keycloak_monitor.controller.credentials import OPT_IN_LABEL
 from tests.operator_process import OperatorProcess
+from tests.realms import make_realm
 from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, wait_for
 
 pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
 
+VIEW_ROLES = ("view-realm", "view-users", "view-clients", "view-events")
 DENIED = "127.0.0.2"  # a loopback address the operator below is told never to reach
 
 
@@ -98,3 +103,56 @@ def test_the_crd_refuses_userinfo_and_realm_paths(kube, spec, field):
     result = kube.apply(doc, check=False)
     assert result.returncode != 0 and field in result.stderr, result.stderr
     assert kube.get(ns, "tricky") is None
+
+
+def test_no_credential_or_token_reaches_a_log_status_event_or_metric_at_debug(
+    kube, operator, keycloak, kc_admin, cluster
+):
+    """The operator runs at --log-level DEBUG; right and wrong user passwords and client
+    secrets, applied with kubectl (whose last-applied annotation holds them in clear)."""
+    realm = make_realm(kc_admin, "leak", users=1)
+    password, wrong_password = f"Pw-{uuid.uuid4().hex}", f"Wrong-{uuid.uuid4().hex}"
+    kc_admin.create_user(realm.name, "watcher", password)
+    watcher = kc_admin.user_id(realm.name, "watcher")
+    kc_admin.grant_user_realm_management_roles(realm.name, watcher, VIEW_ROLES)
+    client = kc_admin.create_client(realm.name, "kcm", public=False, service_account=True)
+    kc_admin.grant_realm_management_roles(realm.name, client.uuid, VIEW_ROLES)
+    assert client.secret
+    wrong_secret = f"Wrong-{uuid.uuid4().hex}"
+    ns = kube.namespace("leak")
+    logins = {
+        "user-right": {"username": "watcher", "password": password},
+        "user-wrong": {"username": "watcher", "password": wrong_password},
+        "client-right": {"clientId": "kcm", "clientSecret": client.secret},
+        "client-wrong": {"clientId": "kcm", "clientSecret": wrong_secret},
+    }
+    for name, data in logins.items():
+        kube.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": name, "namespace": ns, "labels": {OPT_IN_LABEL: "true"}},
+                "stringData": data,
+            },
+            kube.monitor_doc(ns, name, keycloak.base_url, realm.name, name, authRealm=realm.name),
+        )
+    for name in logins:
+        want = ("True", "Collected") if name.endswith("right") else ("False", "AuthFailed")
+        assert wait_for(f"{name} {want}", lambda n=name, w=want: kube.ready(ns, n) == w, 30)
+    # Tokens the operator held: a token of ours proves what one looks like (a JWT, "eyJ...").
+    token = kc_admin.login(realm.name, "admin-cli", "watcher", password)["access_token"]
+    assert token.startswith("eyJ")
+
+    secrets = [password, wrong_password, client.secret, wrong_secret]
+    secrets += [base64.b64encode(s.encode()).decode() for s in secrets]
+    places = {
+        "operator log": operator.log_path.read_text(errors="replace"),
+        "statuses": cluster.kubectl("get", "kcm", "-n", ns, "-o", "json").stdout,
+        "events": cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout,
+        "metrics": operator.metrics(),
+    }
+    assert "DEBUG" in places["operator log"]
+    for place, text in places.items():
+        for secret in secrets:
+            assert secret not in text, f"a credential in the {place}"
+        assert "eyJ" not in text, f"a token in the {place}"
