@@ -1,6 +1,7 @@
 """Realms the tests build on the real Keycloak, through its own Admin API."""
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from tests.testbed.keycloak import KeycloakAdmin
@@ -31,3 +32,19 @@ def make_realm(admin: KeycloakAdmin, prefix: str, users: int = 3, clients: tuple
         f"user{i}": admin.create_user(name, f"user{i}", PASSWORD, email=f"user{i}@example.org") for i in range(users)
     }
     return Realm(name, ids)
+
+
+def failed_logins(admin: KeycloakAdmin, realm: str, count: int, client_id: str = "web", concurrency: int = 16) -> None:
+    """`count` wrong-password grants at once: as many LOGIN_ERROR events, many in the same millisecond."""
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(lambda i: admin.failed_login(realm, client_id, f"user{i % 3}"), range(count)))
+
+
+def stored_events(admin: KeycloakAdmin, realm: str, **filters: str) -> list[dict]:
+    """Every user event Keycloak keeps for the realm (newest first), read back page by page."""
+    found: list[dict] = []
+    while True:
+        page = admin.get(f"/{realm}/events", first=len(found), max=1000, **filters)
+        found.extend(page)
+        if len(page) < 1000:
+            return found

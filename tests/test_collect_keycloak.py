@@ -6,8 +6,10 @@ import logging
 import pytest
 
 from keycloak_monitor.config import Credentials, MonitorKey, parse_spec
+from keycloak_monitor.events import EventLimits
 from keycloak_monitor.exposition import MetricsStore
 from keycloak_monitor.monitor import Monitor
+from keycloak_monitor.snapshot import StatusWarning
 from tests.realms import PASSWORD, make_realm
 from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer
 
@@ -171,7 +173,15 @@ async def test_two_monitors_share_the_endpoint_and_one_failing_leaves_the_other_
 async def test_events_are_counted_once_and_a_resumed_cursor_skips_nothing(keycloak, kc_admin):
     realm = make_realm(kc_admin, "events", users=1)
     store = MetricsStore(False)
-    monitor = monitor_for(keycloak, realm.name, store)
+    stored: list[dict] = []
+
+    async def persist(data: dict) -> None:
+        stored.append(data)
+
+    spec = parse_spec({"url": keycloak.base_url, "realm": realm.name, "interval": "10s", "timeout": "5s"})
+    monitor = Monitor(
+        MonitorKey("test", "m"), spec, store, persist_events=persist, event_limits=EventLimits(persist_every=0)
+    )
     creds = admin_credentials(keycloak)
     kc_admin.failed_login(realm.name, "web", "user0")  # before the monitor: not counted
     assert (await monitor.collect(creds)).ok
@@ -184,14 +194,13 @@ async def test_events_are_counted_once_and_a_resumed_cursor_skips_nothing(keyclo
     assert value(store, errors) == 3
     assert value(store, 'keycloak_user_events_total{client_id="web",event="LOGIN",error=""}') == 1
 
-    # A restarted operator resumes from the cursor kept in the status.
-    cursors = monitor.state.cursors()
+    # A restarted process resumes from what it stored: the counters continue.
     await monitor.close()
     kc_admin.failed_login(realm.name, "web", "user0")
     kc_admin.failed_login(realm.name, "web", "user0")
-    restarted = Monitor(MonitorKey("test", "m"), monitor.spec, store, cursors=cursors)
+    restarted = Monitor(MonitorKey("test", "m"), monitor.spec, store, stored_events=stored[-1])
     assert (await restarted.collect(creds)).ok
-    assert value(store, errors) == 2
+    assert value(store, errors) == 5
     await restarted.close()
 
 
@@ -245,5 +254,7 @@ async def test_a_realm_that_does_not_save_events_is_reported(keycloak, kc_admin)
     monitor = monitor_for(keycloak, realm.name, store)
     outcome = await monitor.collect(admin_credentials(keycloak))
     assert outcome.snapshot is not None
-    assert outcome.snapshot.warnings == (f"realm '{realm.name}' does not save user events (Realm settings > Events)",)
+    assert outcome.snapshot.warnings == (
+        StatusWarning("EventsDisabled", f"realm '{realm.name}' does not save user events (Realm settings > Events)"),
+    )
     await monitor.close()

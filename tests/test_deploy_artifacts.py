@@ -51,6 +51,9 @@ CATALOGUE: dict[str, tuple[str, frozenset[str]]] = {
     "keycloak_users": ("gauge", frozenset()),
     "keycloak_user_events_total": ("counter", frozenset({"client_id", "event", "error"})),
     "keycloak_admin_events_total": ("counter", frozenset({"operation", "resource_type"})),
+    "keycloak_monitor_event_lag_seconds": ("gauge", frozenset({"stream"})),
+    "keycloak_monitor_events_folded_total": ("counter", frozenset({"stream"})),
+    "keycloak_monitor_event_lag_exceeds_expiration": ("gauge", frozenset({"stream"})),
     "keycloak_session_duration_seconds": ("gauge", frozenset({"user_id", "username"})),
     "keycloak_last_login_timestamp_seconds": ("gauge", frozenset({"user_id", "username", "email"})),
 }
@@ -459,12 +462,16 @@ def test_crd_status_schema(version: dict[str, Any]) -> None:
         "sessions": "integer",
         "users": "integer",
         "connectedUsers": "integer",
+        "events": "object",
         "eventCursor": "object",
         "notifications": "object",
     }
     assert props["lastSuccessfulCollection"]["format"] == "date-time"
     assert props["notifications"]["x-kubernetes-preserve-unknown-fields"] is True
-    assert props["eventCursor"]["x-kubernetes-preserve-unknown-fields"] is True
+    assert props["eventCursor"]["x-kubernetes-preserve-unknown-fields"] is True  # only read, to migrate
+    for stream in ("user", "admin"):  # bounded: what the operator writes must fit in etcd
+        schema = props["events"]["properties"][stream]["properties"]
+        assert schema["totals"]["maxItems"] and schema["cursor"]["properties"]["seen"]["maxItems"]
     conditions = props["conditions"]
     assert conditions["x-kubernetes-list-type"] == "map"
     assert conditions["x-kubernetes-list-map-keys"] == ["type"]

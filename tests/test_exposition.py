@@ -9,7 +9,7 @@ from keycloak_monitor.exposition import MetricsStore, base_labels
 from keycloak_monitor.health import Health
 from keycloak_monitor.render import render_monitor
 from keycloak_monitor.server import make_app, start_server
-from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, RealmSnapshot, UserValue
+from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, EventCounts, RealmSnapshot, UserValue
 
 SNAPSHOT = RealmSnapshot(
     clients=(ClientSessions('we"b\\', 2, 1),),  # a client id that needs escaping
@@ -18,8 +18,10 @@ SNAPSHOT = RealmSnapshot(
     session_ages=AgeHistogram.of([30.0, 4000.0]),
     users=7,
     offline_enabled=True,
-    user_events={("web", "LOGIN", ""): 3},
-    admin_events={("CREATE", "USER"): 1},
+    user_events=EventCounts(
+        totals={("web", "LOGIN", ""): 3}, created=1.6e9, zero=(("web", "LOGIN_ERROR", "invalid_user_credentials"),)
+    ),
+    admin_events=EventCounts(totals={("CREATE", "USER"): 1}, created=1.6e9),
     last_logins=(UserValue("u1", "alice", 1.7e9, "alice@example.org"),),
     include_email=True,
 )
@@ -56,6 +58,20 @@ def test_openmetrics_keeps_the_gauge_histogram_and_ends_with_eof():
     gsum = [s.value for s in ages.samples if s.name.endswith("_gsum") and s.labels["monitor"] == "a"]
     assert gsum == [4030.0]
     assert families["keycloak_monitor_collection_errors"].type == "counter"
+
+
+def test_event_counters_carry_their_creation_time_and_known_series_start_at_zero():
+    families = {f.name: f for f in parse_openmetrics(store_with("a").render(om=True).decode())}
+    samples = {
+        (s.name, s.labels.get("event"), s.labels.get("error")): s.value
+        for s in families["keycloak_user_events"].samples
+    }
+    assert samples[("keycloak_user_events_total", "LOGIN", "")] == 3
+    assert samples[("keycloak_user_events_created", "LOGIN", "")] == 1.6e9
+    # Served before its first event, so rate() sees that first event.
+    assert samples[("keycloak_user_events_total", "LOGIN_ERROR", "invalid_user_credentials")] == 0
+    text = {f.name: f for f in parse_text(store_with("a").render().decode())}
+    assert not [s for s in text["keycloak_user_events"].samples if s.name.endswith("_created")]
 
 
 def test_removing_a_monitor_removes_all_its_series():

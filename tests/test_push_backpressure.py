@@ -33,7 +33,7 @@ class Store:
         self.fail = False
         self.entered = asyncio.Event()
 
-    async def __call__(self) -> None:
+    async def __call__(self, _: dict) -> None:
         self.entered.set()
         await self.gate.wait()
         if self.fail:
@@ -43,14 +43,14 @@ class Store:
 @pytest.fixture
 async def setup() -> AsyncIterator[tuple[str, Monitor, Store]]:
     spec = parse_spec({"url": "http://127.0.0.1:9", "realm": "r", "events": {"source": "push"}})
-    monitor = Monitor(KEY, spec, MetricsStore(include_process_metrics=False))
     store = Store()
+    monitor = Monitor(KEY, spec, MetricsStore(include_process_metrics=False), persist_events=store)
 
     async def credentials() -> PushCredentials:
         return PushCredentials(password="pw")
 
     registry = PushRegistry()
-    registry.add(KEY, PushTarget(lambda: monitor, credentials, persist=store, max_pending=1))
+    registry.add(KEY, PushTarget(lambda: monitor, credentials, max_pending=1))
     app = web.Application()
     add_push_routes(app, registry)
     port = free_port()
@@ -61,8 +61,9 @@ async def setup() -> AsyncIterator[tuple[str, Monitor, Store]]:
 
 
 def login_count(monitor: Monitor) -> int:
-    assert monitor.state.user_events is not None
-    return sum(n for (_, event, _), n in monitor.state.user_events.counts.items() if event == "LOGIN")
+    counts = monitor.state.events.counts("user", 0.0)
+    assert counts is not None
+    return sum(n for (_, event, _), n in counts.totals.items() if event == "LOGIN")
 
 
 async def test_a_full_queue_answers_503_with_retry_after_and_keeps_nothing(setup) -> None:

@@ -4,12 +4,12 @@ from datetime import UTC, datetime, timedelta
 
 from keycloak_monitor.controller.status import Report, changes, desired_status, ready_transition
 from keycloak_monitor.errors import CollectionError, Reason
-from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, RealmSnapshot
+from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, EventCounts, RealmSnapshot, StatusWarning
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
 
-def snapshot(sessions: int = 3, events: bool = True, warnings: tuple[str, ...] = ()) -> RealmSnapshot:
+def snapshot(sessions: int = 3, events: bool = True, warnings: tuple[StatusWarning, ...] = ()) -> RealmSnapshot:
     return RealmSnapshot(
         clients=(ClientSessions("web", sessions, 0),),
         user_sessions=sessions,
@@ -17,7 +17,7 @@ def snapshot(sessions: int = 3, events: bool = True, warnings: tuple[str, ...] =
         session_ages=AgeHistogram.of([1.0] * sessions),
         users=10,
         offline_enabled=True,
-        user_events={} if events else None,
+        user_events=EventCounts(totals={}, created=0.0) if events else None,
         warnings=warnings,
     )
 
@@ -65,8 +65,9 @@ def test_a_secret_problem_has_its_own_reason():
 
 
 def test_events_recorded_only_when_events_are_counted():
-    status, _ = apply({}, Report(1, snapshot(warnings=("realm 'r' does not save user events",))))
+    disabled = StatusWarning("EventsDisabled", "realm 'r' does not save user events")
+    status, _ = apply({}, Report(1, snapshot(warnings=(disabled,))))
     events = next(c for c in status["conditions"] if c["type"] == "EventsRecorded")
-    assert (events["status"], events["reason"]) == ("False", "EventsDisabled")
+    assert (events["status"], events["reason"], events["message"]) == ("False", "EventsDisabled", disabled.message)
     quiet, _ = apply({}, Report(1, snapshot(events=False)))
     assert [c["type"] for c in quiet["conditions"]] == ["Ready"]

@@ -36,9 +36,31 @@ CONNECTED_USERS = Family("keycloak_connected_users", "gauge", "Distinct users wi
 SESSION_AGE = Family("keycloak_session_age_seconds", "gaugehistogram", "Age of the current online sessions.")
 USERS = Family("keycloak_users", "gauge", "Users in the realm.")
 USER_EVENTS = Family(
-    "keycloak_user_events", "counter", "User events (LOGIN, LOGIN_ERROR, LOGOUT, ...) seen since the monitor started."
+    "keycloak_user_events",
+    "counter",
+    "User events (LOGIN, LOGIN_ERROR, LOGOUT, ...) stored by the realm since the monitor began counting; "
+    "kept across restarts.",
 )
-ADMIN_EVENTS = Family("keycloak_admin_events", "counter", "Admin events seen since the monitor started.")
+ADMIN_EVENTS = Family(
+    "keycloak_admin_events",
+    "counter",
+    "Admin events stored by the realm since the monitor began counting; kept across restarts.",
+)
+EVENT_LAG = Family(
+    "keycloak_monitor_event_lag_seconds",
+    "gauge",
+    "How far the served event counters are behind the events Keycloak stores (by stream).",
+)
+EVENTS_FOLDED = Family(
+    "keycloak_monitor_events_folded",
+    "counter",
+    "Events counted in the overflow series because the monitor reached its cap of event series (by stream).",
+)
+EVENTS_EXPIRED = Family(
+    "keycloak_monitor_event_lag_exceeds_expiration",
+    "gauge",
+    "1 when the event counters are further behind than the realm keeps events: some may expire unread.",
+)
 SESSION_DURATION = Family(
     "keycloak_session_duration_seconds",
     "gauge",
@@ -73,6 +95,9 @@ FAMILIES = (
     USERS,
     USER_EVENTS,
     ADMIN_EVENTS,
+    EVENT_LAG,
+    EVENTS_FOLDED,
+    EVENTS_EXPIRED,
     SESSION_DURATION,
     LAST_LOGIN,
 )

@@ -39,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     standalone = commands.add_parser("standalone", help="run monitors from a file or environment variables")
     standalone.add_argument("--config", type=Path, help="YAML file of monitors (default: KEYCLOAK_* variables)")
     standalone.add_argument("--port", type=int, help="overrides the file's port and EXPORTER_PORT")
+    standalone.add_argument(
+        "--state-dir",
+        type=Path,
+        help="event counts and notification outboxes, kept across restarts "
+        "(overrides KEYCLOAK_MONITOR_STATE_DIR and the file's stateDir; default ./keycloak-monitor-state)",
+    )
     _common(standalone)
 
     run = commands.add_parser("run", help="run the Kubernetes operator")
@@ -77,6 +83,8 @@ def _standalone(args: argparse.Namespace) -> int:
         return 2
     if args.port:
         config = dataclasses.replace(config, port=args.port)
+    if args.state_dir:
+        config = dataclasses.replace(config, state_dir=args.state_dir)
     asyncio.run(run_standalone(config, host=args.host, targets=targets))
     return 0
 

@@ -53,7 +53,7 @@ class SeriesWriter:
     def __init__(self, labels: str) -> None:
         self._labels = labels
         self._text: dict[str, list[str]] = {}
-        self._om_extra: dict[str, list[str]] = {}
+        self._om: dict[str, list[str]] = {}  # in sample order: a counter's _created follows its _total
 
     def sample(
         self,
@@ -63,18 +63,19 @@ class SeriesWriter:
         suffix: str = "",
         openmetrics_only: bool = False,
     ) -> None:
-        name = family.name + ("_total" if family.type == "counter" else suffix)
+        name = family.name + (suffix or ("_total" if family.type == "counter" else ""))
         extra = "".join(f',{k}="{escape_label(v)}"' for k, v in labels)
         line = f"{name}{{{self._labels}{extra}}} {floatToGoString(value)}\n"
-        target = self._om_extra if openmetrics_only else self._text
-        target.setdefault(family.name, []).append(line)
+        if not openmetrics_only:
+            self._text.setdefault(family.name, []).append(line)
+        self._om.setdefault(family.name, []).append(line)
 
     def series(self) -> MonitorSeries:
         result = {}
-        for name in self._text.keys() | self._om_extra.keys():
+        for name, om_lines in self._om.items():
             text = "".join(self._text.get(name, ())).encode()
-            extra = "".join(self._om_extra.get(name, ())).encode()
-            result[name] = Fragment(text=text, openmetrics=text + extra if extra else text)
+            om = "".join(om_lines).encode()
+            result[name] = Fragment(text=text, openmetrics=om)
         return result
 
 

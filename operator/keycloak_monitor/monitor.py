@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from .admin_client import AdminClient
 from .collect import RealmState, collect_realm
 from .config import ConfigError, Credentials, MonitorKey, MonitorSpec
 from .errors import CollectionError, Reason
+from .events import EventLimits, Persist
 from .exposition import MetricsStore, base_labels
 from .health import Health
 from .render import render_monitor
@@ -47,16 +48,28 @@ class Monitor:
         spec: MonitorSpec,
         store: MetricsStore,
         *,
-        cursors: Mapping[str, Any] | None = None,
+        stored_events: Any = None,
+        persist_events: Persist | None = None,
+        event_limits: EventLimits | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         health: Health | None = None,
         targets: TargetPolicy | None = None,
     ) -> None:
+        """`stored_events`: the `status.events` (or state file) a previous process stored,
+        resumed when taken on the same url and realm; `persist_events` stores a new one and
+        raises when it cannot (without it, counts live in memory only)."""
         self.key, self.spec, self._store = key, spec, store
         # Passed in by an owner that outlives spec changes, so counters never restart.
         self.health = health or Health()
-        self.state = RealmState(spec, cursors)
         self.api = AdminClient(spec, self.health.observe_request, transport=transport, targets=targets)
+        self.state = RealmState(
+            spec,
+            self.api,
+            owner=str(key),
+            stored_events=stored_events,
+            persist=persist_events,
+            event_limits=event_limits,
+        )
         self._labels = base_labels(key, spec.realm)
         self.last: Outcome | None = None
         self._publish(None)  # health series exist from the start, `up` 0 until proven
@@ -104,11 +117,11 @@ class Monitor:
         if self.last is None or self.last.snapshot is None:
             self._publish(None)
         else:
-            state = self.state
+            events, now = self.state.events, time.time()
             snapshot = dataclasses.replace(
                 self.last.snapshot,
-                user_events=dict(state.user_events.counts) if state.user_events else None,
-                admin_events=dict(state.admin_events.counts) if state.admin_events else None,
+                user_events=events.counts("user", now),
+                admin_events=events.counts("admin", now),
             )
             self.last = dataclasses.replace(self.last, snapshot=snapshot)
             self._publish(snapshot)

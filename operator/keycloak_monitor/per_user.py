@@ -11,7 +11,7 @@ from typing import Any
 
 from .admin_client import AdminClient
 from .errors import CollectionError, Reason
-from .events import USER_EVENTS
+from .events_api import USER_EVENTS
 from .snapshot import UserValue
 from .tasks import all_of
 

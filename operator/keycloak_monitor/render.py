@@ -1,9 +1,10 @@
 """A monitor's health and latest snapshot, as exposition fragments."""
 
 from . import catalogue as c
+from .event_labels import ADMIN_LABELS, USER_LABELS
 from .exposition import MonitorSeries, SeriesWriter
 from .health import DURATION_BUCKETS, Health
-from .snapshot import RealmSnapshot
+from .snapshot import EventCounts, RealmSnapshot
 
 
 def _health(out: SeriesWriter, health: Health) -> None:
@@ -43,10 +44,8 @@ def _realm(out: SeriesWriter, snap: RealmSnapshot) -> None:
     out.sample(c.SESSION_AGE, ages.count, suffix="_gcount", openmetrics_only=True)
     out.sample(c.SESSION_AGE, ages.total, suffix="_gsum", openmetrics_only=True)
     out.sample(c.USERS, snap.users)
-    for (client_id, event, error), count in sorted((snap.user_events or {}).items()):
-        out.sample(c.USER_EVENTS, count, [("client_id", client_id), ("event", event), ("error", error)])
-    for (operation, resource), count in sorted((snap.admin_events or {}).items()):
-        out.sample(c.ADMIN_EVENTS, count, [("operation", operation), ("resource_type", resource)])
+    _events(out, c.USER_EVENTS, "user", USER_LABELS, snap.user_events)
+    _events(out, c.ADMIN_EVENTS, "admin", ADMIN_LABELS, snap.admin_events)
     for user in snap.session_durations or ():
         out.sample(c.SESSION_DURATION, user.value, [("user_id", user.user_id), ("username", user.username)])
     for user in snap.last_logins or ():
@@ -54,6 +53,25 @@ def _realm(out: SeriesWriter, snap: RealmSnapshot) -> None:
         if snap.include_email:
             labels.append(("email", user.email or ""))
         out.sample(c.LAST_LOGIN, user.value, labels)
+
+
+def _events(
+    out: SeriesWriter, family: c.Family, stream: str, names: tuple[str, ...], counts: EventCounts | None
+) -> None:
+    """A stream's counters, each followed by its OpenMetrics _created (when counting began),
+    and the stream's own health."""
+    if counts is None:
+        return
+    values = {**dict.fromkeys(counts.zero, 0), **counts.totals}
+    for key, count in sorted(values.items()):
+        labels = list(zip(names, key, strict=True))
+        out.sample(family, count, labels)
+        out.sample(family, counts.created, labels, "_created", openmetrics_only=True)
+    kind = [("stream", stream)]
+    out.sample(c.EVENT_LAG, counts.lag, kind)
+    out.sample(c.EVENTS_FOLDED, counts.folded, kind)
+    out.sample(c.EVENTS_FOLDED, counts.created, kind, "_created", openmetrics_only=True)
+    out.sample(c.EVENTS_EXPIRED, 1.0 if counts.expired else 0.0, kind)
 
 
 def render_monitor(labels: str, health: Health, snapshot: RealmSnapshot | None) -> MonitorSeries:

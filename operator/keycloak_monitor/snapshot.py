@@ -43,6 +43,26 @@ class UserValue:
 
 
 @dataclass(frozen=True)
+class EventCounts:
+    """One event stream's stored counters, as served."""
+
+    totals: Mapping[tuple[str, ...], int]  # label values -> count
+    created: float  # epoch seconds when counting began (OpenMetrics _created)
+    zero: tuple[tuple[str, ...], ...] = ()  # known label sets served at 0 before their first event
+    lag: float = 0.0  # seconds the stored counts are behind
+    folded: int = 0  # events counted in the overflow series (series cap reached)
+    expired: bool = False  # behind by more than the realm keeps events
+
+
+@dataclass(frozen=True)
+class StatusWarning:
+    """Something the EventsRecorded condition reports: a CamelCase reason and a message."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
 class RealmSnapshot:
     clients: tuple[ClientSessions, ...]
     user_sessions: int
@@ -50,9 +70,9 @@ class RealmSnapshot:
     session_ages: AgeHistogram
     users: int
     offline_enabled: bool
-    user_events: Mapping[tuple[str, str, str], int] | None = None  # (client, type, error) -> n
-    admin_events: Mapping[tuple[str, str], int] | None = None  # (operation, resource) -> n
+    user_events: EventCounts | None = None  # labels (client_id, event, error)
+    admin_events: EventCounts | None = None  # labels (operation, resource_type)
     session_durations: tuple[UserValue, ...] | None = None
     last_logins: tuple[UserValue, ...] | None = None
     include_email: bool = False
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[StatusWarning, ...] = field(default=())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Credentials
+from .events import EventLimits
 from .exposition import MetricsStore
 from .monitor import Monitor, run_every
 from .notify.attach import attach_notifier
@@ -37,7 +38,7 @@ async def run_standalone(
             loop.add_signal_handler(sig, stop.set)
 
     store = MetricsStore()
-    monitors = [Monitor(m.key, m.spec, store, targets=targets) for m in config.monitors]
+    monitors = [_monitor(entry, store, config.state_dir, targets) for entry in config.monitors]
     app = make_app(store)
     registry = PushRegistry()
     add_push_routes(app, registry)
@@ -95,3 +96,21 @@ def _notifier(monitor: Monitor, entry: StandaloneMonitor, state_dir: Path) -> No
         return entry.notify_secrets
 
     return attach_notifier(monitor, read_state(path), store, secrets)
+
+
+def _monitor(entry: StandaloneMonitor, store: MetricsStore, state_dir: Path, targets: TargetPolicy | None) -> Monitor:
+    """A monitor whose event counts continue from its file in the state directory."""
+    path = state_dir / f"{entry.key.namespace}_{entry.key.name}.events.json"
+
+    async def store_events(events: dict[str, Any]) -> None:
+        await write_state(path, events)
+
+    return Monitor(
+        entry.key,
+        entry.spec,
+        store,
+        stored_events=read_state(path),
+        persist_events=store_events,
+        event_limits=EventLimits(persist_every=0.0),  # a local file is cheap to write: after every page
+        targets=targets,
+    )

@@ -24,6 +24,7 @@ from .push.auth import PushCredentials
 STANDALONE_NAMESPACE = "standalone"
 DEFAULT_PORT = 9091
 DEFAULT_STATE_DIR = "keycloak-monitor-state"
+STATE_DIR_ENV = "KEYCLOAK_MONITOR_STATE_DIR"
 CREDENTIAL_FIELDS = {
     "username": "username",
     "password": "password",
@@ -45,7 +46,7 @@ class StandaloneMonitor:
 class StandaloneConfig:
     port: int
     monitors: tuple[StandaloneMonitor, ...]
-    state_dir: Path = Path(DEFAULT_STATE_DIR)  # notification outboxes, one file per monitor
+    state_dir: Path = Path(DEFAULT_STATE_DIR)  # event counts and notification outboxes, files per monitor
 
 
 def _port(value: Any, field: str) -> int:
@@ -152,7 +153,8 @@ def parse_config(data: Any, env: Mapping[str, str]) -> StandaloneConfig:
     return StandaloneConfig(
         port=_port(data.get("port", DEFAULT_PORT), "port"),
         monitors=parsed,
-        state_dir=Path(str(data.get("stateDir") or DEFAULT_STATE_DIR)),
+        # The environment variable wins over the file (and --state-dir over both, in cli).
+        state_dir=Path(str(env.get(STATE_DIR_ENV) or data.get("stateDir") or DEFAULT_STATE_DIR)),
     )
 
 

@@ -40,7 +40,6 @@ class Report:
     generation: int | None
     snapshot: RealmSnapshot | None = None
     error: CollectionError | None = None
-    cursors: Mapping[str, Any] | None = None
     notifications_failing: Mapping[str, str] | None = None  # None: no notifications; target -> last error
 
     @property
@@ -94,14 +93,15 @@ def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -
         _condition(_find(old, READY), READY, report.error is None, report.reason, ready_message, report.generation)
     ]
     if snap is not None and (snap.user_events is not None or snap.admin_events is not None):
-        warnings = "; ".join(snap.warnings)
+        # The first warning is the worst; its reason names the condition's state.
+        warnings = snap.warnings
         conditions.append(
             _condition(
                 _find(old, EVENTS_RECORDED),
                 EVENTS_RECORDED,
                 not warnings,
-                "EventsDisabled" if warnings else "EventsEnabled",
-                warnings or "the realm saves the events this monitor counts",
+                warnings[0].reason if warnings else "EventsEnabled",
+                "; ".join(w.message for w in warnings) or "the realm saves the events this monitor counts",
                 report.generation,
             )
         )
@@ -129,8 +129,6 @@ def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -
         status["observedGeneration"] = report.generation
     if snap is not None:
         status.update(sessions=snap.user_sessions, users=snap.users, connectedUsers=snap.connected_users)
-    if report.cursors:
-        status["eventCursor"] = dict(report.cursors)
     last = previous.get("lastSuccessfulCollection")
     if last:
         status["lastSuccessfulCollection"] = last

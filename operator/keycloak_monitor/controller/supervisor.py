@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from ..config import ConfigError, MonitorKey, MonitorSpec, parse_spec
+from ..config import ConfigError, MonitorKey, parse_spec
 from ..errors import CollectionError, Reason
 from ..exposition import MetricsStore, base_labels
 from ..health import Health
@@ -33,16 +33,6 @@ Sleep = Callable[[float], Awaitable[bool]]  # wait up to n seconds; True when to
 
 class PostEvent(Protocol):
     def __call__(self, type: str, reason: str, message: str) -> None: ...
-
-
-def resumable_cursors(status: Mapping[str, Any], spec: MonitorSpec) -> Mapping[str, Any] | None:
-    """Event cursors from the status, only if they were taken on this same realm."""
-    cursor = status.get("eventCursor")
-    if not isinstance(cursor, Mapping):
-        return None
-    if (cursor.get("url"), cursor.get("realm")) != (spec.url, spec.realm):
-        return None
-    return cursor
 
 
 class Supervisor:
@@ -106,9 +96,8 @@ class Supervisor:
             await self._report(Report(generation, error=error))
             return
         outcome = await self._collect(monitor)
-        cursors = {"url": monitor.spec.url, "realm": monitor.spec.realm, **monitor.state.cursors()}
         failing = self.notifications.failing() if self.notifications is not None else None
-        report = Report(generation, snapshot=outcome.snapshot, error=outcome.error, cursors=cursors)
+        report = Report(generation, snapshot=outcome.snapshot, error=outcome.error)
         await self._report(replace(report, notifications_failing=failing))
 
     async def _current_monitor(self) -> Monitor:
@@ -121,17 +110,28 @@ class Supervisor:
         await self.close()
         self._spec_data = spec_data
         self._interval = spec.interval
+        # status.events, or the eventCursor of earlier versions (replaced on the first store).
+        stored = self._status.get("events") or self._status.get("eventCursor")
         self.monitor = Monitor(
             self.key,
             spec,
             self._store,
-            cursors=resumable_cursors(self._status, spec),
+            stored_events=stored,
+            persist_events=self._store_events,
             health=self.health,
             targets=self._targets,
         )
         if self.notifications is not None:
             self.notifications.attach(self.monitor)
         return self.monitor
+
+    async def _store_events(self, events: dict[str, Any]) -> None:
+        """The monitor's event counts, in their own status patch; raises when not written."""
+        patch: dict[str, Any] = {"events": events}
+        if "eventCursor" in self._status:
+            patch["eventCursor"] = None
+        await self._kube.patch_status(self.key.namespace, self.key.name, patch)
+        self._status = {**{k: v for k, v in self._status.items() if k != "eventCursor"}, "events": events}
 
     def _invalid_spec(self, error: CollectionError) -> None:
         """`up 0` and errors{reason="config"} stay, so KeycloakMonitorDown can fire."""

@@ -1,22 +1,19 @@
-"""One monitor as a push destination: check the realm, count each event id once, persist.
+"""One monitor as a push destination: check the realm, count each event id once, store.
 
-An accepted request is answered only after its events are counted and `persist` returned, so
-a 200 never stands for an event that a crash could lose; when `persist` fails the events are
-taken back out and the sender is told to retry.
+An accepted request is answered only after its events are counted and stored by the monitor's
+event ledger, so a 200 never stands for an event that a crash could lose; when storing fails
+nothing is counted and the sender is told to retry.
 """
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import CollectionError
-from ..events import EventStream, admin_event_key, user_event_key
+from ..events import NotCounting, PersistFailed
 from ..monitor import Monitor
 from .auth import PushCredentials
 from .formats import PushedEvent
-
-Persist = Callable[[], Awaitable[None]]
 
 
 class PushRefused(Exception):
@@ -34,19 +31,14 @@ class Accepted:
     ignored: int  # kinds this monitor does not count (events.user/admin off, system events)
 
 
-async def _no_persist() -> None:
-    return None
-
-
 class PushTarget:
     def __init__(
         self,
         current: Callable[[], Monitor | None],
         credentials: Callable[[], Awaitable[PushCredentials]],
-        persist: Persist = _no_persist,
         max_pending: int = 1000,
     ) -> None:
-        self._current, self.credentials, self._persist = current, credentials, persist
+        self._current, self.credentials = current, credentials
         self._max_pending, self._pending = max_pending, 0
         self._lock = asyncio.Lock()
         self._realm_ids: dict[str, str] = {}  # monitor realm name -> Keycloak's realm id
@@ -80,7 +72,7 @@ class PushTarget:
                     continue
             raise PushRefused(422, "unknown_realm", f"event of realm '{event.realm}', this monitor counts '{realm}'")
 
-    async def accept(self, events: Sequence[PushedEvent], now_ms: int | None = None) -> Accepted:
+    async def accept(self, events: Sequence[PushedEvent]) -> Accepted:
         monitor = self.monitor()
         await self._check_realm(monitor, events)
         if self._pending + len(events) > self._max_pending:
@@ -88,52 +80,33 @@ class PushTarget:
         self._pending += len(events)
         try:
             async with self._lock:
-                return await self._count(monitor, events, int(time.time() * 1000) if now_ms is None else now_ms)
+                return await self._count(monitor, events)
         finally:
             self._pending -= len(events)
 
-    async def _count(self, monitor: Monitor, events: Sequence[PushedEvent], now_ms: int) -> Accepted:
-        streams: dict[str, EventStream | None] = {
-            "user": monitor.state.user_events,
-            "admin": monitor.state.admin_events,
-        }
-        for stream in streams.values():
-            if stream is not None:
-                stream.seen.expire(now_ms)
-        for event in events:
-            stream = streams[event.kind]
-            if stream is not None and event.key not in stream.seen and event.time < stream.seen.horizon(now_ms):
-                raise PushRefused(409, "replay", "event older than the de-duplication window: refused, not counted")
+    async def _count(self, monitor: Monitor, events: Sequence[PushedEvent]) -> Accepted:
+        """Counted by the monitor's event ledger (events.py), which shares the window of
+        remembered ids with polling and stores the counts before answering."""
+        ledger = monitor.state.events
+        wanted = [event for event in events if ledger.counts_stream(event.kind)]
+        if any(ledger.too_old(event.kind, event.key, event.time) for event in wanted):
+            raise PushRefused(409, "replay", "event older than the de-duplication window: refused, not counted")
         fresh: list[PushedEvent] = []
-        duplicates = ignored = 0
-        for event in events:
-            stream = streams[event.kind]
-            if stream is None:
-                ignored += 1
-            elif event.key in stream.seen:
-                duplicates += 1
-            else:
-                stream.seen.add(event.key, event.time)
-                stream.counts[_counter_key(event)] += 1
-                fresh.append(event)
+        try:
+            for kind in ("user", "admin"):
+                batch = {event.key: event for event in wanted if event.kind == kind}
+                if batch:
+                    counted = await ledger.ingest(kind, [{**e.event, "id": key} for key, e in batch.items()])
+                    fresh += [batch[str(event["id"])] for event in counted]
+        except NotCounting:
+            raise PushRefused(503, "unavailable", "the monitor has not started counting yet", retry_after=10) from None
+        except PersistFailed:
+            raise PushRefused(503, "unavailable", "events could not be stored; retry", retry_after=5) from None
         if fresh:
-            try:
-                await self._persist()
-            except Exception:
-                for event in fresh:  # not stored: take them back so the sender's retry counts them
-                    stream = streams[event.kind]
-                    assert stream is not None
-                    stream.seen.discard([event.key])
-                    stream.counts[_counter_key(event)] -= 1
-                raise PushRefused(503, "unavailable", "events could not be stored; retry", retry_after=5) from None
             monitor.republish()
             if monitor.state.on_events is not None:
                 for kind in ("user", "admin"):
                     chosen = [(e.key, e.event) for e in fresh if e.kind == kind]
                     if chosen:
                         await monitor.state.on_events(kind, chosen)
-        return Accepted(counted=len(fresh), duplicates=duplicates, ignored=ignored)
-
-
-def _counter_key(event: PushedEvent) -> tuple[str, ...]:
-    return user_event_key(event.event) if event.kind == "user" else admin_event_key(event.event)
+        return Accepted(counted=len(fresh), duplicates=len(wanted) - len(fresh), ignored=len(events) - len(wanted))

@@ -1,0 +1,76 @@
+"""Keycloak 22 to 26.1 answer events newest first and filter by day only: the events are
+still counted exactly once. A scripted server stands in until the old-line test bed runs
+(it answers as those versions do: 400 for a millisecond dateFrom, `direction` ignored)."""
+
+import re
+from datetime import UTC, datetime
+
+import httpx
+
+from keycloak_monitor.config import Credentials, MonitorKey, parse_spec
+from keycloak_monitor.events import EventLimits
+from keycloak_monitor.exposition import MetricsStore
+from keycloak_monitor.monitor import Monitor
+
+from .fault_injection import ScriptedKeycloak
+
+NOW_MS = 1_790_000_000_000
+ERRORS = (
+    'keycloak_user_events_total{namespace="ns",monitor="m",realm="demo",'
+    'client_id="web",event="LOGIN_ERROR",error="invalid_user_credentials"}'
+)
+
+
+class OldEvents:
+    """/events as Keycloak before 26.2 serves it."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.asked: list[str] = []
+
+    def add(self, count: int, at: int) -> None:
+        start = len(self.events)
+        self.events += [
+            {
+                "id": f"e{start + i}",
+                "time": at + i // 7,
+                "type": "LOGIN_ERROR",
+                "clientId": "web",
+                "error": "invalid_user_credentials",
+            }
+            for i in range(count)
+        ]  # seven events per millisecond
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        self.asked.append(str(request.url.query))
+        day = params.get("dateFrom")
+        if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            return httpx.Response(400, json={"error": "Invalid value for 'Date(From)', expected format is yyyy-MM-dd"})
+        since = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000 if day else 0
+        found = sorted((e for e in self.events if e["time"] >= since), key=lambda e: -e["time"])  # newest first
+        first, size = int(params.get("first", 0)), int(params.get("max", 100))
+        return httpx.Response(200, json=found[first : first + size])
+
+
+async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first_pages():
+    old = OldEvents()
+    old.add(10, NOW_MS - 60_000)  # before the monitor: not counted
+    kc = ScriptedKeycloak(faults={"/events": old})
+    spec = parse_spec(
+        {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
+    )
+    store = MetricsStore(False)
+    monitor = Monitor(
+        MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=EventLimits(page_size=50)
+    )
+    creds = Credentials(username="monitor", password="x")
+    assert (await monitor.collect(creds)).ok
+    old.add(333, NOW_MS)
+    assert (await monitor.collect(creds)).ok
+    old.add(100, NOW_MS + 48)  # sharing milliseconds with the previous ones
+    assert (await monitor.collect(creds)).ok
+    assert (await monitor.collect(creds)).ok
+    assert f"{ERRORS} 433.0" in store.render().decode()
+    assert not any("direction" in q and "dateFrom=0" not in q for q in old.asked[1:])  # found out once
+    await monitor.close()
