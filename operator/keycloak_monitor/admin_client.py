@@ -1,6 +1,7 @@
 """Async client of one realm's Admin REST API: auth, limits, request accounting, error causes."""
 
 import asyncio
+import functools
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -34,12 +35,19 @@ REQUIRED_ROLE = {
 RequestObserver = Callable[[str, str], None]  # (endpoint template, code)
 
 
-def ssl_verify(spec: MonitorSpec, ca_data: str | None = None) -> ssl.SSLContext | bool:
+@functools.cache
+def _shared_context(verify: bool) -> ssl.SSLContext:
+    """httpx's own context for verify=True/False, made once: each costs about 1 MiB, which
+    monitors created and deleted by the hundred would otherwise leave in the heap."""
+    return httpx.create_ssl_context(verify=verify)
+
+
+def ssl_verify(spec: MonitorSpec, ca_data: str | None = None) -> ssl.SSLContext:
     """TLS verification is on unless the spec says otherwise; a CA adds to the system store."""
     if spec.tls.insecure_skip_verify:
-        return False
+        return _shared_context(False)
     if not (ca_data or spec.tls.ca_file):
-        return True
+        return _shared_context(True)
     context = ssl.create_default_context(cafile=spec.tls.ca_file, cadata=ca_data)
     return context
 
