@@ -658,9 +658,9 @@ def test_monitor_churn_returns_to_baseline(plane, kube, keycloak, realm, start_o
     baseline, after, rounds = churn(kube, operator, ns, docs, CHURN_SECONDS)
     assert after.series == 0
     assert after.tasks <= baseline.tasks
-    # One short round cannot tell a small leak from the allocator keeping its pages; the
-    # long run (bench/churn.py) reports the trend. A leak of whole monitors shows here.
-    assert after.rss_bytes <= baseline.rss_bytes * 1.5, (baseline, after)
+    # The long run (bench/churn.py) reports the trend. One round shows a leak of about 1 MiB
+    # a monitor (+50 MiB, what each TLS context used to cost), not allocator noise.
+    assert after.rss_bytes <= baseline.rss_bytes * 1.25, (baseline, after)
     fault_matrix.record(
         "test_resilience.py::test_monitor_churn_returns_to_baseline",
         f"{rounds} round(s) of 50 monitors: series 0, tasks {after.tasks:g} (baseline {baseline.tasks:g}), "
