@@ -1,8 +1,13 @@
-"""Keycloak 22 to 26.1 answer events newest first and filter by day only: the events are
-still counted exactly once. A scripted server stands in until the old-line test bed runs
-(it answers as those versions do: 400 for a millisecond dateFrom, `direction` ignored)."""
+"""What a real Keycloak cannot be made to show on demand, with a scripted /events:
+
+- Keycloak 22 to 26.1 answer events newest first and filter by day only: the events are
+  still counted exactly once (400 for a millisecond dateFrom, `direction` ignored, as those
+  versions answer; until the old-line test bed runs);
+- a monitor further behind than the realm keeps events says so (Keycloak deletes expired
+  events on its own schedule, not on a test's)."""
 
 import re
+import time
 from datetime import UTC, datetime
 
 import httpx
@@ -22,9 +27,10 @@ ERRORS = (
 
 
 class OldEvents:
-    """/events as Keycloak before 26.2 serves it."""
+    """/events as Keycloak before 26.2 serves it (or 26.2+ with `modern`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, modern: bool = False) -> None:
+        self.modern = modern
         self.events: list[dict] = []
         self.asked: list[str] = []
 
@@ -44,6 +50,13 @@ class OldEvents:
     def __call__(self, request: httpx.Request) -> httpx.Response:
         params = request.url.params
         self.asked.append(str(request.url.query))
+        if self.modern:
+            since, upto = int(params.get("dateFrom", 0)), int(params.get("dateTo", 2**62))
+            found = sorted((e for e in self.events if since <= e["time"] <= upto), key=lambda e: e["time"])
+            if params.get("direction") != "asc":
+                found.reverse()
+            first, size = int(params.get("first", 0)), int(params.get("max", 100))
+            return httpx.Response(200, json=found[first : first + size])
         day = params.get("dateFrom")
         if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
             return httpx.Response(400, json={"error": "Invalid value for 'Date(From)', expected format is yyyy-MM-dd"})
@@ -73,4 +86,36 @@ async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first
     assert (await monitor.collect(creds)).ok
     assert f"{ERRORS} 433.0" in store.render().decode()
     assert not any("direction" in q and "dateFrom=0" not in q for q in old.asked[1:])  # found out once
+    await monitor.close()
+
+
+async def test_a_monitor_further_behind_than_the_realm_keeps_events_says_so():
+    backlog = OldEvents(modern=True)
+    config = {"eventsEnabled": True, "adminEventsEnabled": True, "eventsExpiration": 60}
+    kc = ScriptedKeycloak(faults={"/events": backlog, "/events/config": lambda _: httpx.Response(200, json=config)})
+    spec = parse_spec(
+        {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
+    )
+    store = MetricsStore(False)
+    limits = EventLimits(page_size=10, pages_per_cycle=1)
+    monitor = Monitor(MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=limits)
+    creds = Credentials(username="monitor", password="x")
+    assert (await monitor.collect(creds)).ok
+    old = int(time.time() * 1000) - 300_000  # five minutes ago: Keycloak keeps them one
+    backlog.add(50, old)
+    outcome = await monitor.collect(creds)  # ten of fifty read
+    assert outcome.snapshot is not None
+    assert [w.reason for w in outcome.snapshot.warnings] == ["EventsExpiredUnread"]
+    text = store.render().decode()
+    assert (
+        'keycloak_monitor_event_lag_exceeds_expiration{namespace="ns",monitor="m",realm="demo",stream="user"} 1.0'
+        in text
+    )
+    for _ in range(15):  # ten a cycle, each page starting again at the last millisecond read
+        outcome = await monitor.collect(creds)
+        assert outcome.snapshot is not None
+        if not outcome.snapshot.warnings:
+            break
+    assert outcome.snapshot.warnings == ()  # caught up: the warning goes
+    assert f"{ERRORS} 50.0" in store.render().decode()
     await monitor.close()
