@@ -142,3 +142,21 @@ async def test_random_client_ids_from_the_internet_make_no_new_series(keycloak, 
     unknown = sum(v for k, v in series.items() if f'client_id="{UNKNOWN_CLIENT}"' in k)
     assert unknown == len(errors)
     await monitor.close()
+
+
+async def test_admin_events_are_counted_once_by_operation_and_resource(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "admin-events", users=1)
+    store = MetricsStore(False)
+    spec = parse_spec({"url": keycloak.base_url, "realm": realm.name, "interval": "30s", "timeout": "10s"})
+    monitor = Monitor(MonitorKey("test", "adm"), spec, store, event_limits=EventLimits(page_size=2))
+    creds = admin_credentials(keycloak)
+    assert (await monitor.collect(creds)).ok  # the realm's setup happened before: not counted
+    for i in range(5):
+        kc_admin.create_user(realm.name, f"new{i}", PASSWORD)
+    kc_admin.create_client(realm.name, "later")
+    for _ in range(2):
+        assert (await monitor.collect(creds)).ok
+    created = 'keycloak_admin_events_total{operation="CREATE",resource_type="USER"}'
+    assert value(store, created) == 5
+    assert value(store, 'keycloak_admin_events_total{operation="CREATE",resource_type="CLIENT"}') == 1
+    await monitor.close()
