@@ -76,6 +76,9 @@ class RealmEventSettings:
 
 
 class EventLedger:
+    """One monitor's event counts: `pump` reads them (once per collection), `ingest` takes
+    pushed ones, `counts` and `warnings` say what is served."""
+
     def __init__(
         self,
         spec: MonitorSpec,
@@ -113,10 +116,6 @@ class EventLedger:
         self._settings_read_at: float | None = None
         self._unfinished: set[str] = set()  # streams whose catch-up did not fit (servers before 26.2)
         self._behind: set[str] = set()  # streams whose last read stopped before the newest event
-
-    @property
-    def stored(self) -> EventsState:
-        return self._stored
 
     async def pump(self, clients: Awaitable[Collection[str]], deadline: float) -> dict[str, list[Event]]:
         """Read and count new events of every enabled stream, within this cycle's bounds
@@ -246,6 +245,7 @@ class EventLedger:
             self._stored, self._stored_status, self._stored_at = self._pending, status, time.monotonic()
 
     def counts_stream(self, stream: str) -> bool:
+        """Whether this monitor counts that stream (events.user / events.admin)."""
         return stream in self.sources
 
     def too_old(self, stream: str, key: str, at: int) -> bool:
