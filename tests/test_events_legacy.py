@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import httpx
 
+from keycloak_monitor import events_api
 from keycloak_monitor.config import Credentials, MonitorKey, parse_spec
 from keycloak_monitor.events import EventLimits
 from keycloak_monitor.exposition import MetricsStore
@@ -26,6 +27,13 @@ ERRORS = (
 )
 
 
+DAY_MS = 86_400_000
+
+
+def _day_start(day: str) -> int:
+    return int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000)
+
+
 class OldEvents:
     """/events as Keycloak before 26.2 serves it (or 26.2+ with `modern`)."""
 
@@ -34,12 +42,12 @@ class OldEvents:
         self.events: list[dict] = []
         self.asked: list[str] = []
 
-    def add(self, count: int, at: int) -> None:
+    def add(self, count: int, at: int, per_ms: int = 7) -> None:
         start = len(self.events)
         self.events += [
             {
                 "id": f"e{start + i}",
-                "time": at + i // 7,
+                "time": at + i // per_ms,
                 "type": "LOGIN_ERROR",
                 "clientId": "web",
                 "error": "invalid_user_credentials",
@@ -60,8 +68,9 @@ class OldEvents:
         day = params.get("dateFrom")
         if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
             return httpx.Response(400, json={"error": "Invalid value for 'Date(From)', expected format is yyyy-MM-dd"})
-        since = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp() * 1000 if day else 0
-        found = sorted((e for e in self.events if e["time"] >= since), key=lambda e: -e["time"])  # newest first
+        since = _day_start(day) if day else 0
+        upto = _day_start(params["dateTo"]) + DAY_MS if "dateTo" in params else 2**62  # a whole day, inclusive
+        found = sorted((e for e in self.events if since <= e["time"] < upto), key=lambda e: -e["time"])  # newest first
         first, size = int(params.get("first", 0)), int(params.get("max", 100))
         return httpx.Response(200, json=found[first : first + size])
 
@@ -87,6 +96,36 @@ async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first
     assert f"{ERRORS} 433.0" in store.render().decode()
     assert not any("direction" in q and "dateFrom=0" not in q for q in old.asked[1:])  # found out once
     await monitor.close()
+
+
+async def test_a_backlog_too_big_for_one_read_on_an_older_keycloak_is_caught_up_a_day_at_a_time(monkeypatch):
+    monkeypatch.setattr(events_api, "MAX_LEGACY_PAGES", 3)  # 30 events at most in one read
+    old = OldEvents()
+    kc = ScriptedKeycloak(faults={"/events": old})
+    spec = parse_spec(
+        {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
+    )
+    store = MetricsStore(False)
+    limits = EventLimits(page_size=10)
+    monitor = Monitor(MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=limits)
+    creds = Credentials(username="monitor", password="x")
+    old.add(1, NOW_MS)
+    assert (await monitor.collect(creds)).ok  # counting starts after that one
+    for day in range(1, 7):
+        old.add(8, NOW_MS + day * DAY_MS, per_ms=2)  # 48 events over six days
+    seen = []
+    for _ in range(10):
+        outcome = await monitor.collect(creds)
+        assert outcome.snapshot is not None and outcome.snapshot.warnings == ()
+        seen.append(_value(store.render().decode(), ERRORS))
+        if seen[-1] == 48:
+            break
+    assert seen[-1] == 48 and len(seen) > 1 and seen == sorted(seen), seen
+    await monitor.close()
+
+
+def _value(text: str, series: str) -> float:
+    return next((float(line.rpartition(" ")[2]) for line in text.splitlines() if line.startswith(series)), 0.0)
 
 
 async def test_a_monitor_further_behind_than_the_realm_keeps_events_says_so():

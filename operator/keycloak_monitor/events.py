@@ -323,7 +323,7 @@ class EventLedger:
                 found.append(
                     StatusWarning(
                         "CatchUpTooLarge",
-                        f"more {name} events to catch up than one cycle reads on this Keycloak (before 26.2)",
+                        f"more {name} events in one day than one cycle reads on this Keycloak (before 26.2)",
                     )
                 )
             stream = self._stored.streams.get(name)

@@ -7,13 +7,14 @@ millisecond is not stable from one query to the next and an offset could skip on
 ids kept by the caller drop what is read twice.
 
 Servers before 26.2 (22 to 26.1) only take a day as `dateFrom` and answer newest first.
-There the whole catch-up (newest event down to the window start) is read before anything
-is counted, since the oldest events come last; a catch-up bigger than MAX_LEGACY_PAGES is
-left for later and reported.
+There a catch-up (newest event down to the window start) is read whole before anything is
+counted, since the oldest events come last; one bigger than MAX_LEGACY_PAGES is read a day
+at a time instead (`dateTo`), and a single day bigger than that is reported.
 """
 
 import hashlib
 import json
+import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +27,8 @@ ADMIN_EVENTS = "/admin-events"
 PAGE_SIZE = 500
 TIE_PAGE_SIZE = 10_000  # events of one millisecond, read in one request when a page is all ties
 MAX_LEGACY_PAGES = 100
+MAX_EMPTY_DAYS = 60  # quiet days skipped per cycle when a backlog is read a day at a time
+DAY_MS = 86_400_000
 
 Event = Mapping[str, Any]
 
@@ -54,9 +57,10 @@ async def _list(api: AdminClient, template: str, params: dict[str, Any]) -> list
     return body
 
 
-def _day_before(ms: int) -> str:
-    # dateFrom is a day in the server's time zone; a day earlier covers any zone.
-    return (datetime.fromtimestamp(ms / 1000, UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+def _day(ms: int, shift: int) -> str:
+    """A `dateFrom`/`dateTo` day: these are days in the server's time zone, so a day earlier
+    (or later) than the UTC one covers any zone."""
+    return (datetime.fromtimestamp(ms / 1000, UTC) + timedelta(days=shift)).strftime("%Y-%m-%d")
 
 
 class EventSource:
@@ -88,7 +92,7 @@ class EventSource:
         if await self.supports_ascending():
             params: dict[str, Any] = {"dateFrom": at, "dateTo": at, "first": 0, "max": TIE_PAGE_SIZE}
             return await _list(self.api, self.template, params)
-        recent = await _list(self.api, self.template, {"dateFrom": _day_before(at), "first": 0, "max": self.page_size})
+        recent = await _list(self.api, self.template, {"dateFrom": _day(at, -1), "first": 0, "max": self.page_size})
         return [e for e in recent if event_time(e) == at]
 
     async def forward(self, start: int) -> AsyncIterator[tuple[list[Event], bool]]:
@@ -114,9 +118,25 @@ class EventSource:
                 since = times[-1]
 
     async def backward(self, start: int) -> list[Event] | None:
-        """Every event from `start` (epoch ms) on, newest first (servers before 26.2); None
-        when there are more than MAX_LEGACY_PAGES pages of them."""
-        params: dict[str, Any] = {"dateFrom": _day_before(start)} if start else {}
+        """Every event from `start` (epoch ms) on, newest first (servers before 26.2). When
+        there are more than MAX_LEGACY_PAGES pages of them: the oldest ones, every event from
+        `start` to the end of a day (`dateTo`), in the first such window that has any, so a
+        big backlog is caught up a day at a time. None when one day holds too many."""
+        found = await self._newest_first(start, None)
+        if found is not None or not start:
+            return found
+        day, now = start, time.time() * 1000
+        while day <= now and day - start <= MAX_EMPTY_DAYS * DAY_MS:
+            found = await self._newest_first(start, day)
+            if found != []:
+                return found
+            day += DAY_MS  # a quiet day after the cursor: the next one
+        return None
+
+    async def _newest_first(self, start: int, upto: int | None) -> list[Event] | None:
+        params: dict[str, Any] = {"dateFrom": _day(start, -1)} if start else {}
+        if upto is not None:  # inclusive, in the server's zone: a day later covers any zone
+            params["dateTo"] = _day(upto, +1)
         found: list[Event] = []
         for number in range(MAX_LEGACY_PAGES):
             page = await _list(
