@@ -312,11 +312,12 @@ class EventLedger:
         for name in self.sources:
             counts = self.counts(name, now)
             if counts is not None and counts.expired:
+                # No number in the message: a condition that changed every cycle would be written every cycle.
                 found.append(
                     StatusWarning(
                         "EventsExpiredUnread",
-                        f"{name} events are read {counts.lag:.0f}s behind, longer than the realm keeps them: "
-                        "some may have expired unread",
+                        f"{name} events are read further behind than the realm keeps them (its event "
+                        "expiration): some may have expired unread; see keycloak_monitor_event_lag_seconds",
                     )
                 )
             if name in self._unfinished:
