@@ -11,11 +11,12 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/keycloak-monitor
 ENV PATH=/opt/keycloak-monitor/bin:$PATH
 WORKDIR /src
-# Only what the package needs (see .dockerignore): pyproject.toml, README.md, operator/.
-COPY pyproject.toml README.md ./
+# Only what the package needs (see .dockerignore): pyproject.toml, README.md, the exact
+# dependency versions (constraints.txt, tested by make test), operator/.
+COPY pyproject.toml README.md constraints.txt ./
 COPY operator/ operator/
 RUN pip install --upgrade pip setuptools wheel \
- && pip install . \
+ && pip install --constraint constraints.txt . \
  && keycloak-monitor --help > /dev/null
 
 FROM ${PYTHON_IMAGE}

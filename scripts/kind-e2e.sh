@@ -90,10 +90,18 @@ log "smoke test: the in-cluster operator reconciles the example monitor"
 "$KUBECTL" -n identity wait kcm/shop-customers --for=jsonpath='{.status.observedGeneration}'=1 --timeout=120s
 "$KUBECTL" -n identity get kcm shop-customers -o wide
 "$KUBECTL" -n identity get events --field-selector involvedObject.name=shop-customers || true
-# Two replicas peer: the active one serves the series, the standby none.
+# Two replicas peer: the active one serves the series, the standby none. /metrics is HTTPS
+# and answers only tokens bound to keycloak-monitor-metrics-reader: a scraper's token is made.
+"$KUBECTL" -n "$NAMESPACE" create serviceaccount e2e-scraper --dry-run=client -o yaml | "$KUBECTL" apply -f -
+"$KUBECTL" create clusterrolebinding e2e-scraper --clusterrole=keycloak-monitor-metrics-reader \
+  --serviceaccount="$NAMESPACE:e2e-scraper" --dry-run=client -o yaml | "$KUBECTL" apply -f -
+token=$("$KUBECTL" -n "$NAMESPACE" create token e2e-scraper)
+scrape='import ssl, sys, urllib.request as u
+request = u.Request("https://127.0.0.1:9091/metrics", headers={"Authorization": "Bearer " + sys.argv[1]})
+print(u.urlopen(request, context=ssl._create_unverified_context()).read().decode())'
 serving=0
 for pod in $("$KUBECTL" -n "$NAMESPACE" get pods -l app.kubernetes.io/name=keycloak-monitor -o name); do
-  if "$KUBECTL" get --raw "/api/v1/namespaces/$NAMESPACE/pods/${pod#pod/}:9091/proxy/metrics" \
+  if "$KUBECTL" -n "$NAMESPACE" exec "${pod#pod/}" -- python -c "$scrape" "$token" \
     | grep -qE '^keycloak_monitor_up\{'; then
     serving=$((serving + 1))
   fi

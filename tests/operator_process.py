@@ -19,15 +19,17 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, selector: str, log_dir: Path, extra_args: tuple[str, ...] = ()) -> None:
-        self.kubeconfig, self.selector, self.extra_args = kubeconfig, selector, extra_args
+    def __init__(
+        self, kubeconfig: Path, selector: str, log_dir: Path, extra_args: tuple[str, ...] = (), https: bool = False
+    ) -> None:
+        self.kubeconfig, self.selector, self.extra_args, self.https = kubeconfig, selector, extra_args, https
         self.port = free_port()
         self.log_path = log_dir / f"operator-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.https else 'http'}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60) -> None:
         self.launch()
@@ -48,7 +50,7 @@ class OperatorProcess:
             if self._process.poll() is not None:
                 raise RuntimeError(f"operator exited with {self._process.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1, verify=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -11,12 +11,14 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
 
 from tests.testbed.tools import ensure_helm, ensure_kubectl, ensure_promtool
 
@@ -113,10 +115,18 @@ def by_kind(docs: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, A
 
 
 def rbac_triples(docs: Iterable[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    """(apiGroup, resource, verb) granted by every ClusterRole/Role, rule by rule."""
+    """(apiGroup, resource, verb) granted to the operator's ServiceAccount, rule by rule
+    (the roles for others, metrics reader and aggregated view/edit, are bound to nobody here)."""
+    docs = list(docs)
+    bound = {
+        doc["roleRef"]["name"]
+        for doc in docs
+        if doc["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and any(s["kind"] == "ServiceAccount" for s in doc.get("subjects", []))
+    }
     out = set()
     for doc in docs:
-        if doc["kind"] not in ("ClusterRole", "Role"):
+        if doc["kind"] not in ("ClusterRole", "Role") or doc["metadata"]["name"] not in bound:
             continue
         for rule in doc.get("rules", []):
             assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), rule
@@ -143,6 +153,8 @@ EXPECTED_RBAC = _expand(
         ("", "namespaces"): "list watch",
         ("kopf.dev", "clusterkopfpeerings"): "get list watch patch create",
         ("kopf.dev", "kopfpeerings"): "get list watch patch create",
+        ("authentication.k8s.io", "tokenreviews"): "create",
+        ("authorization.k8s.io", "subjectaccessreviews"): "create",
     }
 )
 
@@ -511,6 +523,9 @@ def test_kustomize_builds_the_operator_install(kustomized: list[dict[str, Any]])
         ("ServiceAccount", "keycloak-monitor"),
         ("ClusterRole", "keycloak-monitor"),
         ("ClusterRole", "keycloak-monitor-cluster"),
+        ("ClusterRole", "keycloak-monitor-metrics-reader"),
+        ("ClusterRole", "keycloak-monitor-view"),
+        ("ClusterRole", "keycloak-monitor-edit"),
         ("ClusterRoleBinding", "keycloak-monitor"),
         ("ClusterRoleBinding", "keycloak-monitor-cluster"),
         ("Deployment", "keycloak-monitor"),
@@ -561,10 +576,14 @@ def test_manifests_deployment_runs_the_operator_hardened(kustomized: list[dict[s
         "9091",
         "--peering",
         "keycloak-monitor",
+        # /metrics over HTTPS for tokens allowed `get` on it
+        "--metrics-auth",
+        "kubernetes",
+        "--tls-self-signed",
     ]
     assert container["ports"] == [{"name": "metrics", "containerPort": 9091, "protocol": "TCP"}]
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics", "scheme": "HTTPS"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics", "scheme": "HTTPS"}
     security = container["securityContext"]
     assert security["allowPrivilegeEscalation"] is False
     assert security["readOnlyRootFilesystem"] is True
@@ -684,6 +703,9 @@ def test_helm_values_shape_the_operator(helm: Path) -> None:
         "keycloak-monitor",
         "--log-format",
         "json",
+        "--metrics-auth",
+        "kubernetes",
+        "--tls-self-signed",
     ]
     # Watching listed namespaces: the namespaced permissions are bound there only.
     bindings = [d for d in docs if d["kind"] == "RoleBinding"]
@@ -695,6 +717,63 @@ def test_helm_values_shape_the_operator(helm: Path) -> None:
     assert ("ClusterRoleBinding", RELEASE) not in objects
     assert ("ClusterRoleBinding", f"{RELEASE}-cluster") in objects
     assert rbac_triples(docs) == EXPECTED_RBAC
+
+
+def test_helm_security_values(helm: Path) -> None:
+    """Metrics TLS from a Secret (cert-manager), the ServiceMonitor's token and CA, target
+    rules and the NetworkPolicy; and plain HTTP when metrics.secure is off."""
+    objects = by_kind(
+        helm_template(
+            helm,
+            "metrics.tls.secretName=metrics-tls",
+            "serviceMonitor.enabled=true",
+            "targets.allow={*.example.com,10.0.0.0/8}",
+            "targets.deny={10.9.0.0/16}",
+            "networkPolicy.enabled=true",
+            "networkPolicy.apiServer[0].cidr=10.0.0.1/32",
+            "networkPolicy.apiServer[0].ports={443}",
+            "networkPolicy.keycloak[0].cidr=10.20.0.0/16",
+            "networkPolicy.keycloak[0].ports={8443}",
+            "networkPolicy.metricsFromNamespaces[0].name=monitoring",
+        )
+    )
+    deployment = objects[("Deployment", RELEASE)]
+    args = operator_container(deployment)["args"]
+    assert args[args.index("--metrics-auth") :] == [
+        "--metrics-auth",
+        "kubernetes",
+        "--tls-cert-file",
+        "/etc/keycloak-monitor/tls/tls.crt",
+        "--tls-key-file",
+        "/etc/keycloak-monitor/tls/tls.key",
+        "--allow-target",
+        "*.example.com",
+        "--allow-target",
+        "10.0.0.0/8",
+        "--deny-target",
+        "10.9.0.0/16",
+    ]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["metrics-tls"]["secret"] == {"secretName": "metrics-tls"}
+    endpoint = objects[("ServiceMonitor", RELEASE)]["spec"]["endpoints"][0]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["bearerTokenFile"] == "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert endpoint["tlsConfig"]["ca"] == {"secret": {"name": "metrics-tls", "key": "ca.crt"}}
+    policy = objects[("NetworkPolicy", RELEASE)]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"][0]["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert policy["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    blocks = [(rule["to"][0].get("ipBlock", {}).get("cidr"), rule["ports"]) for rule in policy["egress"]]
+    assert blocks[1:] == [
+        ("10.0.0.1/32", [{"port": 443, "protocol": "TCP"}]),
+        ("10.20.0.0/16", [{"port": 8443, "protocol": "TCP"}]),
+    ]
+    assert {p["port"] for p in blocks[0][1]} == {53}
+    roles = {name for kind, name in objects if kind == "ClusterRole"}
+    assert {f"{RELEASE}-metrics-reader", f"{RELEASE}-view", f"{RELEASE}-edit"} <= roles
+
+    plain = operator_container(by_kind(helm_template(helm, "metrics.secure=false"))[("Deployment", RELEASE)])
+    assert "--metrics-auth" not in plain["args"] and "scheme" not in plain["livenessProbe"]["httpGet"]
 
 
 def test_helm_replicas_peer_and_keep_one_through_drains(helm: Path) -> None:
@@ -862,7 +941,7 @@ def test_dockerfile_builds_a_non_root_operator_image(kustomized: list[dict[str, 
     stages = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
     assert len(stages) >= 2, "multi-stage"
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", text, re.MULTILINE)
-    assert re.search(r"^RUN .*pip install \.", text, re.MULTILINE | re.DOTALL)
+    assert re.search(r"^RUN .*pip install --constraint constraints\.txt \.", text, re.MULTILINE | re.DOTALL)
     assert re.search(r'^ENTRYPOINT \["keycloak-monitor"\]$', text, re.MULTILINE)
     assert re.search(r'^CMD \["run", "--all-namespaces"\]$', text, re.MULTILINE)
     assert re.search(r"^EXPOSE 9091$", text, re.MULTILINE)
@@ -871,7 +950,7 @@ def test_dockerfile_builds_a_non_root_operator_image(kustomized: list[dict[str, 
     pod = by_kind(kustomized)[("Deployment", "keycloak-monitor")]["spec"]["template"]["spec"]
     assert str(pod["securityContext"]["runAsUser"]) == user[-1][0]
     ignore = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("!pyproject.toml", "!README.md", "!operator/"):
+    for needed in ("!pyproject.toml", "!README.md", "!constraints.txt", "!operator/"):
         assert needed in ignore
     for copied in re.findall(r"^COPY (?!--from)(.+) \S+$", text, re.MULTILINE):
         for source in copied.split():
@@ -898,3 +977,19 @@ def test_the_exporter_serves_exactly_the_catalogue() -> None:
 
     served = {f.name + ("_total" if f.type == "counter" else ""): f.type for f in FAMILIES}
     assert served == {name: kind for name, (kind, _) in CATALOGUE.items()}
+
+
+def test_constraints_pin_every_dependency_within_its_bounds() -> None:
+    """The image installs constraints.txt: each runtime dependency pinned, inside pyproject's range."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert pins[name] in requirement.specifier, (name, pins[name], str(requirement.specifier))
+        assert any(s.operator == "<" for s in requirement.specifier), f"{name} has no upper bound"

@@ -3,16 +3,22 @@ refusals of URL and realm tricks."""
 
 import base64
 import socket
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import yaml
 
 from keycloak_monitor.controller.credentials import OPT_IN_LABEL
-from tests.operator_process import OperatorProcess
+from tests.operator_process import OperatorProcess, free_port
 from tests.realms import make_realm
 from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, wait_for
+from tests.testbed.tools import ensure_promtool
 
 pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
 
@@ -156,3 +162,106 @@ def test_no_credential_or_token_reaches_a_log_status_event_or_metric_at_debug(
         for secret in secrets:
             assert secret not in text, f"a credential in the {place}"
         assert "eyJ" not in text, f"a token in the {place}"
+
+
+@pytest.fixture(scope="module")
+def secure_operator(cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
+    """The operator as the chart runs it: HTTPS (self-signed) and /metrics for allowed tokens only."""
+    kubeconfig = cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
+    args = ("--metrics-auth", "kubernetes", "--tls-self-signed")
+    process = OperatorProcess(kubeconfig, f"{RUN_LABEL}=none", tmp_path_factory.mktemp("secure"), args, https=True)
+    process.start()
+    yield process
+    process.stop()
+
+
+def scraper_tokens(kube: Kubectl) -> dict[str, str]:
+    """Tokens of two ServiceAccounts: one bound to keycloak-monitor-metrics-reader, one not."""
+    ns = kube.namespace("scrapers")
+    kube.apply(
+        *(
+            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": n, "namespace": ns}}
+            for n in ("prom", "other")
+        ),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": f"prom-metrics-{ns}"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "keycloak-monitor-metrics-reader",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "prom", "namespace": ns}],
+        },
+    )
+    return {n: kube.cluster.kubectl("create", "token", n, "-n", ns).stdout.strip() for n in ("prom", "other")}
+
+
+def test_metrics_over_https_answer_only_tokens_rbac_allows(kube, secure_operator, tmp_path):
+    tokens = scraper_tokens(kube)
+    url = f"{secure_operator.url}/metrics"
+    assert httpx.get(url, verify=False).status_code == 401
+    assert httpx.get(url, verify=False, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    assert httpx.get(url, verify=False, headers={"Authorization": f"Bearer {tokens['other']}"}).status_code == 403
+    allowed = httpx.get(url, verify=False, headers={"Authorization": f"Bearer {tokens['prom']}"})
+    assert allowed.status_code == 200 and "keycloak_monitor" in allowed.text
+    with pytest.raises(httpx.HTTPError):  # no plain HTTP beside HTTPS
+        httpx.get(url.replace("https://", "http://"), timeout=5)
+
+    # A real Prometheus scraping with each token.
+    for name, token in tokens.items():
+        (tmp_path / f"{name}.token").write_text(token)
+    jobs = [
+        {
+            "job_name": name,
+            "scheme": "https",
+            "tls_config": {"insecure_skip_verify": True},
+            **({"authorization": {"credentials_file": str(tmp_path / f"{name}.token")}} if name != "anonymous" else {}),
+            "static_configs": [{"targets": [f"127.0.0.1:{secure_operator.port}"]}],
+        }
+        for name in ("prom", "other", "anonymous")
+    ]
+    with Prometheus(tmp_path, jobs) as prometheus:
+        health = wait_for("three scraped targets", lambda: prometheus.target_health(len(jobs)), 60)
+    assert health["prom"] == ("up", "")
+    assert health["other"][0] == "down" and "403" in health["other"][1]
+    assert health["anonymous"][0] == "down" and "401" in health["anonymous"][1]
+
+
+class Prometheus:
+    """Debian's prometheus (beside promtool, from the same package) on a free loopback port."""
+
+    def __init__(self, workdir: Path, jobs: list[dict[str, Any]]) -> None:
+        self.workdir, self.port = workdir, free_port()
+        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": jobs}
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> "Prometheus":
+        binary = ensure_promtool().parent / "prometheus"
+        command = [
+            str(binary),
+            f"--config.file={self.workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        with (self.workdir / "prometheus.log").open("wb") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def target_health(self, expected: int) -> dict[str, tuple[str, str]] | None:
+        """job -> (health, last error) once every target was scraped at least once."""
+        try:
+            answer = httpx.get(f"http://127.0.0.1:{self.port}/api/v1/targets", timeout=2).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        targets = answer["data"]["activeTargets"]
+        if len(targets) < expected or any(t["health"] == "unknown" for t in targets):
+            return None
+        return {t["labels"]["job"]: (t["health"], t["lastError"]) for t in targets}
+
+    def __exit__(self, *_: object) -> None:
+        assert self._process is not None
+        self._process.terminate()
+        self._process.wait(30)

@@ -13,6 +13,7 @@ from .logs import setup_logging
 from .standalone import run_standalone
 from .standalone_config import config_from_env, load_config_file
 from .targets import TargetPolicy, parse_rules
+from .web_config import load_web_config
 
 log = logging.getLogger("keycloak_monitor")
 
@@ -70,7 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("KEYCLOAK_MONITOR_PEERING", ""),
         help="KopfPeering name shared by the replicas of one release: one collects, the others stand by",
     )
+    run.add_argument(
+        "--metrics-auth",
+        choices=("none", "kubernetes"),
+        default=os.environ.get("KEYCLOAK_MONITOR_METRICS_AUTH", "none"),
+        help="kubernetes: /metrics answers only bearer tokens allowed `get` on it (TokenReview, SubjectAccessReview)",
+    )
+    run.add_argument("--tls-cert-file", type=Path, help="serve HTTPS with this certificate (PEM)")
+    run.add_argument("--tls-key-file", type=Path, help="the key of --tls-cert-file (PEM)")
+    run.add_argument("--tls-self-signed", action="store_true", help="serve HTTPS with a certificate made at start")
     _common(run)
+    standalone.add_argument(
+        "--web-config-file",
+        type=Path,
+        default=os.environ.get("KEYCLOAK_MONITOR_WEB_CONFIG_FILE") or None,
+        help="Prometheus web-config file: tls_server_config and basic_auth_users (bcrypt)",
+    )
     return parser
 
 
@@ -78,6 +94,7 @@ def _standalone(args: argparse.Namespace) -> int:
     try:
         config = load_config_file(args.config, os.environ) if args.config else config_from_env(os.environ)
         targets = _targets(args)
+        web = load_web_config(args.web_config_file) if args.web_config_file else None
     except ConfigError as exc:
         log.error("invalid configuration: %s", exc)
         return 2
@@ -85,7 +102,7 @@ def _standalone(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, port=args.port)
     if args.state_dir:
         config = dataclasses.replace(config, state_dir=args.state_dir)
-    asyncio.run(run_standalone(config, host=args.host, targets=targets))
+    asyncio.run(run_standalone(config, host=args.host, targets=targets, web=web))
     return 0
 
 
@@ -103,6 +120,10 @@ def _operator(args: argparse.Namespace) -> int:
                 liveness_grace=args.liveness_grace,
                 peering=args.peering,
                 targets=_targets(args),
+                metrics_auth=args.metrics_auth == "kubernetes",
+                tls_cert_file=args.tls_cert_file,
+                tls_key_file=args.tls_key_file,
+                tls_self_signed=args.tls_self_signed,
             )
         )
     except ConfigError as exc:

@@ -1,6 +1,7 @@
 """The one HTTP endpoint: /metrics for every monitor, plus liveness and readiness."""
 
-from collections.abc import Callable
+import ssl
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -11,10 +12,19 @@ def wants_openmetrics(accept: str) -> bool:
     return "application/openmetrics-text" in accept
 
 
+# Looks at a request to /metrics: None lets it through, a response refuses it (401/403).
+MetricsGuard = Callable[[web.Request], Awaitable[web.Response | None]]
+
+
 def make_app(
-    store: MetricsStore, ready: Callable[[], bool] = lambda: True, alive: Callable[[], bool] = lambda: True
+    store: MetricsStore,
+    ready: Callable[[], bool] = lambda: True,
+    alive: Callable[[], bool] = lambda: True,
+    guard: MetricsGuard | None = None,
 ) -> web.Application:
     async def metrics(request: web.Request) -> web.Response:
+        if guard is not None and (refusal := await guard(request)) is not None:
+            return refusal
         om = wants_openmetrics(request.headers.get("Accept", ""))
         body = store.render(om=om)
         response = web.Response(
@@ -38,8 +48,10 @@ def make_app(
     return app
 
 
-async def start_server(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_server(
+    app: web.Application, host: str, port: int, ssl_context: ssl.SSLContext | None = None
+) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, ssl_context=ssl_context).start()
     return runner

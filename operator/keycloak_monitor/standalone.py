@@ -20,6 +20,7 @@ from .push.target import PushTarget
 from .server import make_app, start_server
 from .standalone_config import StandaloneConfig, StandaloneMonitor
 from .targets import TargetPolicy
+from .web_config import WebConfig
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ async def run_standalone(
     host: str = "0.0.0.0",
     stop: asyncio.Event | None = None,
     targets: TargetPolicy | None = None,
+    web: WebConfig | None = None,
 ) -> None:
     """Serve until `stop` is set (or SIGTERM/SIGINT), then end every monitor cleanly."""
     stop = stop or asyncio.Event()
@@ -39,14 +41,16 @@ async def run_standalone(
 
     store = MetricsStore()
     monitors = [_monitor(entry, store, config.state_dir, targets) for entry in config.monitors]
-    app = make_app(store)
+    web = web or WebConfig()
+    app = make_app(store, guard=web)
     registry = PushRegistry()
     add_push_routes(app, registry)
     for monitor, entry in zip(monitors, config.monitors, strict=True):
         if entry.push_credentials is not None:
             registry.add(monitor.key, _push_target(monitor, entry.push_credentials))
-    runner = await start_server(app, host, config.port)
-    log.info("serving %d monitor(s) on http://%s:%d/metrics", len(monitors), host, config.port)
+    runner = await start_server(app, host, config.port, web.ssl_context)
+    scheme = "https" if web.ssl_context else "http"
+    log.info("serving %d monitor(s) on %s://%s:%d/metrics", len(monitors), scheme, host, config.port)
 
     async def sleep(seconds: float) -> bool:
         with suppress(TimeoutError):

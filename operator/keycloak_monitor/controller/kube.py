@@ -38,6 +38,7 @@ class SecretBody:
 
 class Kube:
     def __init__(self, api: client.ApiClient, timeout: float = API_TIMEOUT) -> None:
+        self.api = api  # for the reviews of metrics_auth
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
         self._version = client.VersionApi(api)

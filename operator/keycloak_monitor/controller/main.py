@@ -2,14 +2,17 @@
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import kopf
 
 from ..config import ConfigError
 from ..exposition import MetricsStore
+from ..metrics_tls import self_signed_context, server_context
 from ..push.receiver import PushRegistry, add_push_routes
 from ..server import make_app, start_server
 from ..targets import TargetPolicy
@@ -17,6 +20,7 @@ from . import GROUP
 from .handlers import register
 from .kube import API_TIMEOUT, connect
 from .liveness import ApiLiveness
+from .metrics_auth import KubernetesMetricsAuth
 from .process_metrics import register_task_gauge
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,17 @@ class OperatorOptions:
     liveness_grace: float = 120.0
     peering: str = ""  # a KopfPeering name: hot standby between replicas; empty: standalone
     targets: TargetPolicy = field(default_factory=TargetPolicy)
+    metrics_auth: bool = False  # /metrics only for tokens allowed `get` on it (TokenReview + SubjectAccessReview)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_self_signed: bool = False
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.tls_cert_file and self.tls_key_file:
+            return server_context(self.tls_cert_file, self.tls_key_file)
+        if self.tls_self_signed:
+            return self_signed_context(["keycloak-monitor", "localhost"])
+        return None
 
 
 # A dead active replica is presumed gone this long after its last keep-alive, so the
@@ -100,10 +115,13 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
             await kube.ensure_peering(options.peering, options.namespaces)
         push = PushRegistry()
         register(registry, store, kube, labels, on_watch_event=liveness.answered, push=push, targets=options.targets)
-        app = make_app(store, ready=ready.is_set, alive=liveness.alive)
+        guard = KubernetesMetricsAuth(kube.api) if options.metrics_auth else None
+        app = make_app(store, ready=ready.is_set, alive=liveness.alive, guard=guard)
         add_push_routes(app, push)
-        runner = await start_server(app, options.host, options.port)
-        log.info("serving metrics on http://%s:%d/metrics", options.host, options.port)
+        context = options.ssl_context()
+        runner = await start_server(app, options.host, options.port, context)
+        scheme = "https" if context else "http"
+        log.info("serving metrics on %s://%s:%d/metrics", scheme, options.host, options.port)
         try:
             async with asyncio.TaskGroup() as group:
                 probe = group.create_task(liveness.probe(kube, every=min(10.0, options.liveness_grace / 3)))
