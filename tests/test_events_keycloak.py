@@ -72,9 +72,9 @@ async def test_a_backlog_is_caught_up_in_bounded_batches_while_sessions_are_serv
     assert (await first.collect(creds)).ok
     await first.close()  # the monitor is stopped while the backlog builds up
 
-    backlog = 2000
-    failed_logins(kc_admin, realm.name, backlog, concurrency=24)
-    limits = EventLimits(page_size=200, pages_per_cycle=3, persist_every=0)
+    backlog = 5000
+    failed_logins(kc_admin, realm.name, backlog, concurrency=32)
+    limits = EventLimits(page_size=500, pages_per_cycle=3, persist_every=0)
     monitor = Monitor(
         MonitorKey("test", "bl"), spec, store, stored_events=stored[-1], persist_events=persist, event_limits=limits
     )
