@@ -735,6 +735,7 @@ def test_helm_security_values(helm: Path) -> None:
             "networkPolicy.keycloak[0].cidr=10.20.0.0/16",
             "networkPolicy.keycloak[0].ports={8443}",
             "networkPolicy.metricsFromNamespaces[0].name=monitoring",
+            "restricted=true",
         )
     )
     deployment = objects[("Deployment", RELEASE)]
@@ -746,6 +747,7 @@ def test_helm_security_values(helm: Path) -> None:
         "/etc/keycloak-monitor/tls/tls.crt",
         "--tls-key-file",
         "/etc/keycloak-monitor/tls/tls.key",
+        "--restricted",
         "--allow-target",
         "*.example.com",
         "--allow-target",

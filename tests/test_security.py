@@ -265,3 +265,33 @@ class Prometheus:
         assert self._process is not None
         self._process.terminate()
         self._process.wait(30)
+
+
+def test_the_restricted_policy_refuses_per_user_insecure_tls_and_plain_http(
+    kube, cluster, keycloak, kc_admin, tmp_path
+):
+    kubeconfig = cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
+    process = OperatorProcess(kubeconfig, f"{RUN_LABEL}=restricted", tmp_path, ("--restricted",))
+    process.start()
+    try:
+        realm = make_realm(kc_admin, "restricted", users=1)
+        ns = kube.namespace("restricted")
+        kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+        kube.secret(ns, "sso-ca", **{"ca.crt": keycloak.ca_file.read_text()})
+        https, ca = keycloak.https_url, {"caSecret": {"name": "sso-ca"}}
+        docs = {
+            "compliant": {"url": https, "tls": ca},
+            "per-user": {"url": https, "tls": ca, "perUser": {"enabled": True}},
+            "insecure": {"url": https, "tls": {"insecureSkipVerify": True}},
+            "plain-http": {"url": keycloak.base_url},
+        }
+        for name, spec in docs.items():
+            doc = kube.monitor_doc(ns, name, spec.pop("url"), realm.name, "kc-admin", **spec)
+            doc["metadata"]["labels"] = {RUN_LABEL: "restricted"}
+            kube.apply(doc)
+        assert wait_for("the compliant monitor", lambda: kube.ready(ns, "compliant") == ("True", "Collected"), 60)
+        for name, field in (("per-user", "perUser"), ("insecure", "insecureSkipVerify"), ("plain-http", "http://")):
+            assert wait_for(name, lambda n=name: kube.ready(ns, n) == ("False", "ForbiddenByPolicy"), 30)
+            assert field in (kube.get(ns, name) or {})["status"]["conditions"][0]["message"]
+    finally:
+        process.stop()

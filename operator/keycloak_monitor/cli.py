@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import ConfigError
 from .logs import setup_logging
+from .spec_policy import SpecPolicy
 from .standalone import run_standalone
 from .standalone_config import config_from_env, load_config_file
 from .targets import TargetPolicy, parse_rules
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("KEYCLOAK_MONITOR_METRICS_AUTH", "none"),
         help="kubernetes: /metrics answers only bearer tokens allowed `get` on it (TokenReview, SubjectAccessReview)",
     )
+    run.add_argument(
+        "--restricted",
+        action="store_true",
+        default=os.environ.get("KEYCLOAK_MONITOR_RESTRICTED", "").lower() in ("1", "true", "yes"),
+        help="refuse monitors asking for perUser, tls.insecureSkipVerify or a plain http:// URL",
+    )
     run.add_argument("--tls-cert-file", type=Path, help="serve HTTPS with this certificate (PEM)")
     run.add_argument("--tls-key-file", type=Path, help="the key of --tls-cert-file (PEM)")
     run.add_argument("--tls-self-signed", action="store_true", help="serve HTTPS with a certificate made at start")
@@ -120,6 +127,7 @@ def _operator(args: argparse.Namespace) -> int:
                 liveness_grace=args.liveness_grace,
                 peering=args.peering,
                 targets=_targets(args),
+                spec_policy=SpecPolicy(restricted=args.restricted),
                 metrics_auth=args.metrics_auth == "kubernetes",
                 tls_cert_file=args.tls_cert_file,
                 tls_key_file=args.tls_key_file,

@@ -12,6 +12,7 @@ from ..config import MonitorKey, MonitorSpec
 from ..exposition import MetricsStore
 from ..push.receiver import PushRegistry
 from ..push.target import PushTarget
+from ..spec_policy import SpecPolicy
 from ..targets import TargetPolicy
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
@@ -30,6 +31,7 @@ def register(
     on_watch_event: Callable[[], None] = lambda: None,
     push: PushRegistry | None = None,
     targets: TargetPolicy | None = None,
+    spec_policy: SpecPolicy | None = None,
 ) -> None:
     running: dict[MonitorKey, Supervisor] = {}
 
@@ -51,7 +53,7 @@ def register(
             kopf.event(body, type=type, reason=reason, message=message)
 
         key = MonitorKey(namespace, name)
-        supervisor = running[key] = Supervisor(key, body, kube, store, post_event, targets)
+        supervisor = running[key] = Supervisor(key, body, kube, store, post_event, targets, spec_policy)
         target = _push_target(supervisor, kube, namespace)
         if push is not None:
             push.add(key, target)

@@ -15,6 +15,7 @@ from ..exposition import MetricsStore
 from ..metrics_tls import self_signed_context, server_context
 from ..push.receiver import PushRegistry, add_push_routes
 from ..server import make_app, start_server
+from ..spec_policy import SpecPolicy
 from ..targets import TargetPolicy
 from . import GROUP
 from .handlers import register
@@ -50,6 +51,7 @@ class OperatorOptions:
     liveness_grace: float = 120.0
     peering: str = ""  # a KopfPeering name: hot standby between replicas; empty: standalone
     targets: TargetPolicy = field(default_factory=TargetPolicy)
+    spec_policy: SpecPolicy = field(default_factory=SpecPolicy)
     metrics_auth: bool = False  # /metrics only for tokens allowed `get` on it (TokenReview + SubjectAccessReview)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
@@ -114,7 +116,16 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
         if options.peering:
             await kube.ensure_peering(options.peering, options.namespaces)
         push = PushRegistry()
-        register(registry, store, kube, labels, on_watch_event=liveness.answered, push=push, targets=options.targets)
+        register(
+            registry,
+            store,
+            kube,
+            labels,
+            on_watch_event=liveness.answered,
+            push=push,
+            targets=options.targets,
+            spec_policy=options.spec_policy,
+        )
         guard = KubernetesMetricsAuth(kube.api) if options.metrics_auth else None
         app = make_app(store, ready=ready.is_set, alive=liveness.alive, guard=guard)
         add_push_routes(app, push)

@@ -18,6 +18,7 @@ from ..exposition import MetricsStore, base_labels
 from ..health import Health
 from ..monitor import Monitor, Outcome, run_every
 from ..render import render_monitor
+from ..spec_policy import SpecPolicy
 from ..targets import TargetPolicy
 from .credentials import load_ca, load_credentials
 from .kube import Kube
@@ -44,9 +45,11 @@ class Supervisor:
         store: MetricsStore,
         post_event: PostEvent,
         targets: TargetPolicy | None = None,
+        spec_policy: SpecPolicy | None = None,
     ) -> None:
         self.key, self._body, self._kube, self._store, self._post_event = key, body, kube, store, post_event
         self._targets = targets
+        self._spec_policy = spec_policy or SpecPolicy()
         self.monitor: Monitor | None = None
         # Outlives spec changes and invalid specs: counters and the histogram never restart.
         self.health = Health()
@@ -145,6 +148,7 @@ class Supervisor:
 
     async def _collect(self, monitor: Monitor) -> Outcome:
         try:
+            self._spec_policy.check(monitor.spec)  # before any Secret is read or request made
             credentials = await load_credentials(self._kube, self.key.namespace, monitor.spec)
             ca_data = await load_ca(self._kube, self.key.namespace, monitor.spec)
         except CollectionError as exc:
