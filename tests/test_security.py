@@ -18,11 +18,12 @@ from keycloak_monitor.controller.credentials import OPT_IN_LABEL
 from tests.operator_process import OperatorProcess, free_port
 from tests.realms import make_realm
 from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, wait_for
-from tests.testbed.tools import ensure_promtool
+from tests.testbed.tools import ensure_helm, ensure_promtool
 
 pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
 
 VIEW_ROLES = ("view-realm", "view-users", "view-clients", "view-events")
+ROOT = Path(__file__).resolve().parent.parent
 DENIED = "127.0.0.2"  # a loopback address the operator below is told never to reach
 
 
@@ -295,3 +296,59 @@ def test_the_restricted_policy_refuses_per_user_insecure_tls_and_plain_http(
             assert field in (kube.get(ns, name) or {})["status"]["conditions"][0]["message"]
     finally:
         process.stop()
+
+
+RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def apply_rbac(cluster, docs: list[dict[str, Any]], prefix: str = "") -> tuple[str, str]:
+    """Apply only the RBAC objects of an install (names prefixed, so they stand beside the
+    session's own install); returns the operator ServiceAccount's (namespace, name)."""
+    docs = [d for d in docs if d and d["kind"] in RBAC_KINDS]
+    for doc in docs:
+        doc["metadata"]["name"] = prefix + doc["metadata"]["name"]
+        if "roleRef" in doc and doc["roleRef"]["kind"] == "ClusterRole":
+            doc["roleRef"]["name"] = prefix + doc["roleRef"]["name"]
+        for subject in doc.get("subjects", []):
+            subject["name"] = prefix + subject["name"]
+        if doc["kind"] == "RoleBinding" or doc["kind"] == "ServiceAccount":
+            namespace = doc["metadata"]["namespace"]
+            namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+            cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(namespace_doc))
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+    (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
+    return account["metadata"]["namespace"], account["metadata"]["name"]
+
+
+def can_i(cluster, account: tuple[str, str], verb: str, resource: str, namespace: str) -> bool:
+    who = f"system:serviceaccount:{account[0]}:{account[1]}"
+    result = cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace, f"--as={who}", check=False)
+    return result.stdout.strip() == "yes"
+
+
+def test_namespaced_installs_grant_secrets_in_the_watched_namespaces_only(cluster):
+    chart = subprocess.run(
+        [
+            *(str(ensure_helm()), "template", "kcmns", str(ROOT / "charts" / "keycloak-monitor")),
+            *("--namespace", "kcmns-sys", "--set", "watch.namespaces={kcmns-a,kcmns-b}"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    kustomized = cluster.kubectl("kustomize", str(ROOT / "manifests-namespaced")).stdout
+    installs = {
+        "chart": (apply_rbac(cluster, list(yaml.safe_load_all(chart))), ["kcmns-a", "kcmns-b"]),
+        "kustomize": (apply_rbac(cluster, list(yaml.safe_load_all(kustomized)), "kz-"), ["identity"]),
+    }
+    cluster.kubectl("create", "namespace", "kcmns-elsewhere", check=False)
+    # Control: the default install (manifests/, cluster-wide) may read Secrets there.
+    assert can_i(cluster, ("keycloak-monitor", "keycloak-monitor"), "get", "secrets", "kcmns-elsewhere")
+    for install, (account, watched) in installs.items():
+        for namespace in watched:
+            assert can_i(cluster, account, "get", "secrets", namespace), (install, namespace)
+            assert can_i(cluster, account, "patch", "keycloakmonitors.monitoring.keycloak-monitor.io", namespace)
+        for namespace in ("kcmns-elsewhere", "kube-system", "default"):
+            assert not can_i(cluster, account, "get", "secrets", namespace), (install, namespace)
+            assert not can_i(cluster, account, "list", "secrets", namespace), (install, namespace)
+        assert can_i(cluster, account, "create", "tokenreviews.authentication.k8s.io", "default"), install
