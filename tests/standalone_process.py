@@ -20,7 +20,9 @@ class StandaloneProcess:
     def __init__(self, workdir: Path, monitors: list[dict[str, Any]], env: dict[str, str] | None = None) -> None:
         self.workdir, self.port = workdir, free_port()
         self.config = workdir / "monitors.yaml"
-        self.config.write_text(yaml.safe_dump({"port": self.port, "monitors": monitors}))
+        # Counts and outboxes are kept here, so a restarted process resumes from them.
+        config = {"port": self.port, "monitors": monitors, "stateDir": str(workdir / "state")}
+        self.config.write_text(yaml.safe_dump(config))
         self.log_path = workdir / "standalone.log"
         self.env = {**os.environ, **(env or {})}
         self._process: subprocess.Popen[bytes] | None = None

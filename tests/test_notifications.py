@@ -73,7 +73,6 @@ def notifier(
     }
     env = {"KC_TEST_PASSWORD": keycloak.admin_password, "NOTIFY_SECRET": WEBHOOK_SECRET}
     process = StandaloneProcess(tmp_path, [monitor], env)
-    process.config.write_text(process.config.read_text() + f"stateDir: {tmp_path / 'state'}\n")
     return process
 
 

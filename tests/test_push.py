@@ -3,6 +3,7 @@ counted exactly once into the same counters as polling, and refused whole when w
 
 import base64
 import json
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -115,3 +116,19 @@ def test_bad_pushes_are_refused_whole_and_counted_by_reason(receiver, realm) -> 
     assert results == {"unauthorized": 2.0, "malformed": 2.0, "unknown_realm": 1.0, "replay": 1.0, "too_large": 1.0}
 
     assert push(receiver, body).json()["counted"] == 1  # the same event, sent properly, counts
+
+
+def test_acknowledged_pushes_survive_a_kill_and_are_not_counted_again(receiver, realm) -> None:
+    """A 200 means stored: after SIGKILL and a restart the count is still there, and the
+    sender's re-send of the same event (its buffer after a lost answer) is not counted again."""
+    event = user_event(realm.name, "UPDATE_PROFILE", client_id="web")
+    body = json.dumps(event).encode()
+    assert push(receiver, body).json()["counted"] == 1
+    series = user_series(realm.name, "UPDATE_PROFILE")
+    assert receiver.value(series) == 1.0
+
+    receiver.stop(signal.SIGKILL)
+    receiver.start(f"keycloak_users{{{labels(realm.name)}}}")
+    assert receiver.value(series) == 1.0
+    assert push(receiver, body).json() == {"counted": 0, "duplicates": 1, "ignored": 0}
+    assert receiver.value(series) == 1.0
