@@ -1,5 +1,6 @@
-"""/healthz tells the kubelet to restart the pod only when the apiserver has been silent
-past the grace: a short outage must not restart a healthy operator."""
+"""Liveness and standby election. /healthz tells the kubelet to restart the pod only when
+the apiserver has been silent past the grace: a short outage must not restart a healthy
+operator. Of two replicas, the older one collects."""
 
 import aiohttp
 
@@ -33,3 +34,10 @@ async def test_healthz_answers_503_when_not_alive():
                 assert "apiserver" in await response.text()
     finally:
         await runner.cleanup()
+
+
+def test_the_older_replica_has_the_higher_peering_priority():
+    from keycloak_monitor.controller.main import standby_priority
+
+    assert standby_priority(1000.0, tiebreak=999) > standby_priority(1000.001, tiebreak=0)
+    assert standby_priority(1000.0, tiebreak=1) != standby_priority(1000.0, tiebreak=2)  # same millisecond

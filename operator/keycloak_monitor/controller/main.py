@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import secrets
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -70,11 +71,12 @@ class OperatorOptions:
 PEERING_LIFETIME = 20
 
 
-def standby_priority(now: float | None = None) -> int:
+def standby_priority(now: float | None = None, tiebreak: int | None = None) -> int:
     """The older process wins: a replica that starts later waits as the standby instead of
-    taking over from a healthy one (kopf pauses the lower priority; equal ones both pause,
-    so milliseconds keep two replicas started together apart)."""
-    return -int((time.time() if now is None else now) * 1000)
+    taking over from a healthy one. kopf pauses the lower priority and both of two equal
+    ones, so the start millisecond comes with a random tie-break for replicas started together."""
+    started_ms = int((time.time() if now is None else now) * 1000)
+    return -(started_ms * 1000 + (secrets.randbelow(1000) if tiebreak is None else tiebreak))
 
 
 def configure(settings: kopf.OperatorSettings, watch_timeout: float) -> None:
