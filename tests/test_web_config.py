@@ -1,5 +1,6 @@
 """Standalone /metrics behind Prometheus' web-config file: HTTPS and bcrypt basic-auth users."""
 
+import asyncio
 import ssl
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import yaml
 
 from keycloak_monitor.config import ConfigError
 from keycloak_monitor.exposition import MetricsStore
-from keycloak_monitor.metrics_tls import self_signed_pem
+from keycloak_monitor.metrics_tls import CertificateFiles, self_signed_pem
 from keycloak_monitor.server import make_app, start_server
 from keycloak_monitor.web_config import load_web_config
 from tests.operator_process import free_port
@@ -50,3 +51,36 @@ def test_a_plain_password_instead_of_a_hash_is_refused(tmp_path: Path) -> None:
     (tmp_path / "web.yml").write_text(yaml.safe_dump({"basic_auth_users": {"prometheus": "plain"}}))
     with pytest.raises(ConfigError, match="bcrypt"):
         load_web_config(tmp_path / "web.yml")
+
+
+async def test_a_renewed_certificate_applies_to_new_connections_without_a_restart(tmp_path: Path) -> None:
+    write_certificate(tmp_path)
+    files = CertificateFiles(tmp_path / "server.crt", tmp_path / "server.key")
+    port = free_port()
+    runner = await start_server(make_app(MetricsStore()), "127.0.0.1", port, files.context)
+
+    async def served() -> bytes:
+        _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=unverified())
+        certificate = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.close()
+        await writer.wait_closed()
+        return bytes(certificate)
+
+    try:
+        first = await served()
+        assert not files.reload_if_changed()  # nothing changed yet
+        renewed = tmp_path / "renewed"
+        renewed.mkdir()
+        write_certificate(renewed)  # the Secret renewed: new files renamed over the old ones
+        for name in ("server.crt", "server.key"):
+            (renewed / name).replace(tmp_path / name)
+        assert files.reload_if_changed()
+        assert await served() != first
+    finally:
+        await runner.cleanup()
+
+
+def unverified() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return context

@@ -1,14 +1,19 @@
 """HTTPS for the metrics endpoint: a certificate from files (a mounted Secret, e.g. one
 cert-manager renews) or a self-signed one made at start."""
 
+import asyncio
 import datetime
 import ipaddress
+import logging
 import os
 import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
 SELF_SIGNED_DAYS = 365
+RELOAD_EVERY = 30.0  # seconds between looks at the certificate files
+
+log = logging.getLogger(__name__)
 
 
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -16,6 +21,39 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
     return context
+
+
+class CertificateFiles:
+    """A server context from certificate files, reloaded when they change: a renewed Secret
+    (cert-manager) applies to new connections without a restart."""
+
+    def __init__(self, cert_file: Path, key_file: Path) -> None:
+        self.cert_file, self.key_file = cert_file, key_file
+        self.context = server_context(cert_file, key_file)
+        self._stamp = self._mtimes()
+
+    def _mtimes(self) -> tuple[int, ...]:
+        # The inode too: the kubelet swaps a Secret volume's files in by renaming.
+        cert, key = os.stat(self.cert_file), os.stat(self.key_file)
+        return cert.st_mtime_ns, cert.st_ino, key.st_mtime_ns, key.st_ino
+
+    def reload_if_changed(self) -> bool:
+        try:
+            stamp = self._mtimes()
+            if stamp == self._stamp:
+                return False
+            self.context.load_cert_chain(self.cert_file, self.key_file)
+        except (OSError, ssl.SSLError) as exc:  # half-written during a renewal: the next look retries
+            log.warning("cannot reload the metrics certificate: %s", type(exc).__name__)
+            return False
+        self._stamp = stamp
+        log.info("reloaded the metrics certificate from %s", self.cert_file)
+        return True
+
+    async def watch(self, every: float = RELOAD_EVERY) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.reload_if_changed()
 
 
 def self_signed_pem(host_names: Sequence[str], addresses: Sequence[str] = ()) -> tuple[bytes, bytes]:

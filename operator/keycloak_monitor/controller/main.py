@@ -13,7 +13,7 @@ import kopf
 
 from ..config import ConfigError
 from ..exposition import MetricsStore
-from ..metrics_tls import self_signed_context, server_context
+from ..metrics_tls import CertificateFiles, self_signed_context
 from ..push.receiver import PushRegistry, add_push_routes
 from ..server import make_app, start_server
 from ..spec_policy import SpecPolicy
@@ -58,9 +58,10 @@ class OperatorOptions:
     tls_key_file: Path | None = None
     tls_self_signed: bool = False
 
-    def ssl_context(self) -> ssl.SSLContext | None:
+    def certificate(self) -> CertificateFiles | ssl.SSLContext | None:
+        """Files (watched for renewals), a self-signed context, or None for plain HTTP."""
         if self.tls_cert_file and self.tls_key_file:
-            return server_context(self.tls_cert_file, self.tls_key_file)
+            return CertificateFiles(self.tls_cert_file, self.tls_key_file)
         if self.tls_self_signed:
             return self_signed_context(["keycloak-monitor", "localhost"])
         return None
@@ -131,13 +132,16 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
         guard = KubernetesMetricsAuth(kube.api) if options.metrics_auth else None
         app = make_app(store, ready=ready.is_set, alive=liveness.alive, guard=guard)
         add_push_routes(app, push)
-        context = options.ssl_context()
+        certificate = options.certificate()
+        files = certificate if isinstance(certificate, CertificateFiles) else None
+        context = files.context if files else certificate
         runner = await start_server(app, options.host, options.port, context)
         scheme = "https" if context else "http"
         log.info("serving metrics on %s://%s:%d/metrics", scheme, options.host, options.port)
         try:
             async with asyncio.TaskGroup() as group:
                 probe = group.create_task(liveness.probe(kube, every=min(10.0, options.liveness_grace / 3)))
+                reload = group.create_task(files.watch()) if files else None
                 try:
                     await kopf.operator(
                         registry=registry,
@@ -150,6 +154,8 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
                     )
                 finally:
                     probe.cancel()
+                    if reload is not None:
+                        reload.cancel()
         finally:
             await runner.cleanup()
 

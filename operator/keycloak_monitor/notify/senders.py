@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from ..config import EmailTarget, WebhookTarget
+from ..far_side import clean
 
 SIGNATURE_HEADER = "X-Keycloak-Monitor-Signature"
 SMTP_TIMEOUT = 30.0  # seconds per SMTP step (connect, each command)
@@ -31,9 +32,9 @@ async def send_webhook(
     try:
         response = await http.post(target.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        raise DeliveryError(f"webhook {target.url}: {type(exc).__name__}") from None
+        raise DeliveryError(clean(f"webhook {target.url}: {type(exc).__name__}")) from None
     if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"webhook {target.url} answered {response.status_code}")
+        raise DeliveryError(clean(f"webhook {target.url} answered {response.status_code}"))
 
 
 def _send_mail(target: EmailTarget, login: tuple[str, str] | None, message: EmailMessage, timeout: float) -> None:
@@ -57,5 +58,5 @@ async def send_email(target: EmailTarget, login: tuple[str, str] | None, message
     try:
         await asyncio.to_thread(_send_mail, target, login, message, SMTP_TIMEOUT)
     except (OSError, smtplib.SMTPException) as exc:
-        # smtplib's errors carry the server's answer, never our password.
-        raise DeliveryError(f"mail via {target.host}:{target.port}: {type(exc).__name__}: {exc}") from None
+        # smtplib's errors carry the server's answer (never our password): shortened and cleaned.
+        raise DeliveryError(clean(f"mail via {target.host}:{target.port}: {type(exc).__name__}: {exc}")) from None
