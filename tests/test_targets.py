@@ -6,8 +6,9 @@ import ipaddress
 import httpx
 import pytest
 
-from keycloak_monitor.config import ConfigError, parse_spec
+from keycloak_monitor.config import ConfigError, WebhookTarget, parse_spec
 from keycloak_monitor.far_side import clean
+from keycloak_monitor.notify.senders import DeliveryError, send_webhook
 from keycloak_monitor.targets import TargetPolicy, TargetRefused, guarded_transport, parse_rules
 
 BASE = {"url": "https://sso.example.com", "realm": "shop", "credentialsSecret": {"name": "kc"}}
@@ -88,3 +89,25 @@ def test_far_side_texts_are_short_printable_and_free_of_userinfo() -> None:
     assert "tiger" not in cleaned and "\x1b" not in cleaned and "\n" not in cleaned
     assert "https://***@db.internal" in cleaned
     assert len(cleaned) <= 160 and cleaned.endswith("...")
+
+
+def test_a_webhook_to_a_denied_address_is_a_delivery_error_without_a_connection() -> None:
+    async def scenario() -> tuple[str, int]:
+        accepted = 0
+
+        async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal accepted
+            accepted += 1
+            writer.close()
+
+        server = await asyncio.start_server(record, "127.0.0.2", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            policy = TargetPolicy(deny=parse_rules(["127.0.0.2"]))
+            async with httpx.AsyncClient(transport=guarded_transport(policy)) as client:
+                with pytest.raises(DeliveryError) as refused:
+                    await send_webhook(client, WebhookTarget(f"http://127.0.0.2:{port}/hook"), None, {}, "k1")
+        return str(refused.value), accepted
+
+    message, accepted = asyncio.run(scenario())
+    assert "target policy" in message and accepted == 0

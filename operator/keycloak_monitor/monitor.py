@@ -61,7 +61,8 @@ class Monitor:
         self.key, self.spec, self._store = key, spec, store
         # Passed in by an owner that outlives spec changes, so counters never restart.
         self.health = health or Health()
-        self.api = AdminClient(spec, self.health.observe_request, transport=transport, targets=targets)
+        self.targets = targets or TargetPolicy()  # where this monitor may connect, notifications included
+        self.api = AdminClient(spec, self.health.observe_request, transport=transport, targets=self.targets)
         self.state = RealmState(
             spec,
             self.api,

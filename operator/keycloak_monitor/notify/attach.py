@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 def attach_notifier(
     monitor: Monitor, stored: Any, store: Store, secrets: Callable[[], Awaitable[NotifySecrets]]
 ) -> Notifier:
-    notifier = Notifier(monitor.key, monitor.spec, stored, store, secrets, monitor.health, monitor.republish)
+    notifier = Notifier(
+        monitor.key, monitor.spec, stored, store, secrets, monitor.health, monitor.republish, targets=monitor.targets
+    )
 
     async def on_events(kind: str, events: list[tuple[str, Mapping[str, Any]]]) -> None:
         try:

@@ -18,6 +18,7 @@ import httpx
 
 from ..config import MonitorKey, MonitorSpec, NotificationsSpec
 from ..health import Health
+from ..targets import TargetPolicy, guarded_transport
 from .message import email_message, webhook_document
 from .outbox import Outbox
 from .senders import DeliveryError, send_email, send_webhook
@@ -53,6 +54,7 @@ class Notifier:
         secrets: Callable[[], Awaitable[NotifySecrets]],
         health: Health,
         changed: Callable[[], None] = lambda: None,
+        targets: TargetPolicy | None = None,
     ) -> None:
         assert spec.notifications is not None
         self.key, self.spec, self.notifications = key, spec, spec.notifications
@@ -62,7 +64,8 @@ class Notifier:
         self._wake = asyncio.Event()
         self._stopped = False
         self._lock = asyncio.Lock()
-        self._http = httpx.AsyncClient(timeout=10.0)
+        # Webhooks obey the operator's target rules like Keycloak URLs do.
+        self._http = httpx.AsyncClient(timeout=10.0, transport=guarded_transport(targets or TargetPolicy()))
 
     @staticmethod
     def _names(spec: NotificationsSpec) -> list[str]:

@@ -13,6 +13,7 @@ import httpx
 
 from ..config import EmailTarget, WebhookTarget
 from ..far_side import clean
+from ..targets import TargetRefused
 
 SIGNATURE_HEADER = "X-Keycloak-Monitor-Signature"
 SMTP_TIMEOUT = 30.0  # seconds per SMTP step (connect, each command)
@@ -33,6 +34,8 @@ async def send_webhook(
         response = await http.post(target.url, content=body, headers=headers)
     except httpx.HTTPError as exc:
         raise DeliveryError(clean(f"webhook {target.url}: {type(exc).__name__}")) from None
+    except TargetRefused as exc:
+        raise DeliveryError(clean(f"webhook {target.url}: {exc.message}")) from None
     if not 200 <= response.status_code < 300:
         raise DeliveryError(clean(f"webhook {target.url} answered {response.status_code}"))
 
