@@ -40,30 +40,43 @@ def test_bad_rules_are_refused() -> None:
         parse_rules(["http://x/"])
 
 
-def test_a_denied_address_gets_no_connection_and_an_allowed_one_does() -> None:
-    async def scenario() -> tuple[list[str], str]:
-        accepted: list[str] = []
+class RecordingServer:
+    """A loopback listener that counts the connections it accepts and closes them."""
 
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> "RecordingServer":
         async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            accepted.append("connection")
+            self.accepted += 1
             writer.close()
 
-        server = await asyncio.start_server(record, "127.0.0.2", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
+        self._server = await asyncio.start_server(record, "127.0.0.2", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+
+def test_a_denied_address_gets_no_connection_and_an_allowed_one_does() -> None:
+    async def scenario() -> tuple[int, int, str]:
+        async with RecordingServer() as server:
             denied = TargetPolicy(deny=parse_rules(["127.0.0.0/24"]))
             async with httpx.AsyncClient(transport=guarded_transport(denied)) as client:
                 with pytest.raises(TargetRefused) as refused:
-                    await client.get(f"http://127.0.0.2:{port}/")
-            before = list(accepted)
+                    await client.get(f"http://127.0.0.2:{server.port}/")
+            before = server.accepted
             async with httpx.AsyncClient(transport=guarded_transport(TargetPolicy())) as client:
                 with pytest.raises(httpx.RemoteProtocolError):
-                    await client.get(f"http://127.0.0.2:{port}/")
-        return [*before, "--", *accepted], refused.value.condition or ""
+                    await client.get(f"http://127.0.0.2:{server.port}/")
+            return before, server.accepted, refused.value.condition or ""
 
-    seen, condition = asyncio.run(scenario())
-    assert seen == ["--", "connection"]
-    assert condition == "TargetRefused"
+    assert asyncio.run(scenario()) == (0, 1, "TargetRefused")
 
 
 @pytest.mark.parametrize(
@@ -93,21 +106,12 @@ def test_far_side_texts_are_short_printable_and_free_of_userinfo() -> None:
 
 def test_a_webhook_to_a_denied_address_is_a_delivery_error_without_a_connection() -> None:
     async def scenario() -> tuple[str, int]:
-        accepted = 0
-
-        async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            nonlocal accepted
-            accepted += 1
-            writer.close()
-
-        server = await asyncio.start_server(record, "127.0.0.2", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
+        async with RecordingServer() as server:
             policy = TargetPolicy(deny=parse_rules(["127.0.0.2"]))
             async with httpx.AsyncClient(transport=guarded_transport(policy)) as client:
                 with pytest.raises(DeliveryError) as refused:
-                    await send_webhook(client, WebhookTarget(f"http://127.0.0.2:{port}/hook"), None, {}, "k1")
-        return str(refused.value), accepted
+                    await send_webhook(client, WebhookTarget(f"http://127.0.0.2:{server.port}/hook"), None, {}, "k1")
+            return str(refused.value), server.accepted
 
     message, accepted = asyncio.run(scenario())
     assert "target policy" in message and accepted == 0
