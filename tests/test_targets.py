@@ -2,13 +2,14 @@
 
 import asyncio
 import ipaddress
+from email.message import EmailMessage
 
 import httpx
 import pytest
 
-from keycloak_monitor.config import ConfigError, WebhookTarget, parse_spec
+from keycloak_monitor.config import ConfigError, EmailTarget, WebhookTarget, parse_spec
 from keycloak_monitor.far_side import clean
-from keycloak_monitor.notify.senders import DeliveryError, send_webhook
+from keycloak_monitor.notify.senders import DeliveryError, send_email, send_webhook
 from keycloak_monitor.targets import TargetPolicy, TargetRefused, guarded_transport, parse_rules
 
 BASE = {"url": "https://sso.example.com", "realm": "shop", "credentialsSecret": {"name": "kc"}}
@@ -111,6 +112,19 @@ def test_a_webhook_to_a_denied_address_is_a_delivery_error_without_a_connection(
             async with httpx.AsyncClient(transport=guarded_transport(policy)) as client:
                 with pytest.raises(DeliveryError) as refused:
                     await send_webhook(client, WebhookTarget(f"http://127.0.0.2:{server.port}/hook"), None, {}, "k1")
+            return str(refused.value), server.accepted
+
+    message, accepted = asyncio.run(scenario())
+    assert "target policy" in message and accepted == 0
+
+
+def test_mail_to_a_denied_server_is_a_delivery_error_without_a_connection() -> None:
+    async def scenario() -> tuple[str, int]:
+        async with RecordingServer() as server:
+            target = EmailTarget(host="127.0.0.2", sender="kcm@example.org", to=("ops@example.org",), port=server.port)
+            policy = TargetPolicy(deny=parse_rules(["127.0.0.2"]))
+            with pytest.raises(DeliveryError) as refused:
+                await send_email(target, ("user", "pw"), EmailMessage(), policy)
             return str(refused.value), server.accepted
 
     message, accepted = asyncio.run(scenario())

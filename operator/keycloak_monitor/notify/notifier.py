@@ -65,7 +65,8 @@ class Notifier:
         self._stopped = False
         self._lock = asyncio.Lock()
         # Webhooks obey the operator's target rules like Keycloak URLs do.
-        self._http = httpx.AsyncClient(timeout=10.0, transport=guarded_transport(targets or TargetPolicy()))
+        self._targets = targets or TargetPolicy()
+        self._http = httpx.AsyncClient(timeout=10.0, transport=guarded_transport(self._targets))
 
     @staticmethod
     def _names(spec: NotificationsSpec) -> list[str]:
@@ -158,4 +159,4 @@ class Notifier:
             assert target is not None
             console = target.console_url or self.spec.url
             message = email_message(target, self.spec.realm, console, kind, key, event)
-            await send_email(target, secrets.smtp_login, message)
+            await send_email(target, secrets.smtp_login, message, self._targets)

@@ -13,7 +13,7 @@ import httpx
 
 from ..config import EmailTarget, WebhookTarget
 from ..far_side import clean
-from ..targets import TargetRefused
+from ..targets import TargetPolicy, TargetRefused, resolve
 
 SIGNATURE_HEADER = "X-Keycloak-Monitor-Signature"
 SMTP_TIMEOUT = 30.0  # seconds per SMTP step (connect, each command)
@@ -57,9 +57,15 @@ def _send_mail(target: EmailTarget, login: tuple[str, str] | None, message: Emai
         smtp.send_message(message)
 
 
-async def send_email(target: EmailTarget, login: tuple[str, str] | None, message: EmailMessage) -> None:
+async def send_email(
+    target: EmailTarget, login: tuple[str, str] | None, message: EmailMessage, targets: TargetPolicy | None = None
+) -> None:
     try:
+        # The mail server obeys the target rules too (checked once: smtplib resolves again itself).
+        (targets or TargetPolicy()).check(target.host, await resolve(target.host, target.port))
         await asyncio.to_thread(_send_mail, target, login, message, SMTP_TIMEOUT)
+    except TargetRefused as exc:
+        raise DeliveryError(clean(f"mail via {target.host}:{target.port}: {exc.message}")) from None
     except (OSError, smtplib.SMTPException) as exc:
         # smtplib's errors carry the server's answer (never our password): shortened and cleaned.
         raise DeliveryError(clean(f"mail via {target.host}:{target.port}: {type(exc).__name__}: {exc}")) from None
