@@ -3,6 +3,7 @@ refusals of URL and realm tricks."""
 
 import base64
 import socket
+import ssl
 import subprocess
 import threading
 import uuid
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from keycloak_monitor.controller.credentials import OPT_IN_LABEL
+from keycloak_monitor.metrics_tls import self_signed_pem
 from tests.operator_process import OperatorProcess, free_port
 from tests.realms import make_realm
 from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, wait_for
@@ -167,10 +169,16 @@ def test_no_credential_or_token_reaches_a_log_status_event_or_metric_at_debug(
 
 @pytest.fixture(scope="module")
 def secure_operator(cluster, tmp_path_factory) -> Iterator[OperatorProcess]:
-    """The operator as the chart runs it: HTTPS (self-signed) and /metrics for allowed tokens only."""
+    """The operator as the chart runs it with metrics.tls.secretName: HTTPS from certificate
+    files (a mounted Secret) and /metrics for allowed tokens only."""
     kubeconfig = cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
-    args = ("--metrics-auth", "kubernetes", "--tls-self-signed")
-    process = OperatorProcess(kubeconfig, f"{RUN_LABEL}=none", tmp_path_factory.mktemp("secure"), args, https=True)
+    folder = tmp_path_factory.mktemp("secure")
+    certificate, key = self_signed_pem(["localhost"], ["127.0.0.1"])
+    (folder / "tls.crt").write_bytes(certificate)
+    (folder / "tls.key").write_bytes(key)
+    args = ("--metrics-auth", "kubernetes", "--tls-cert-file", str(folder / "tls.crt"))
+    args += ("--tls-key-file", str(folder / "tls.key"))
+    process = OperatorProcess(kubeconfig, f"{RUN_LABEL}=none", folder, args, https=True)
     process.start()
     yield process
     process.stop()
@@ -202,10 +210,12 @@ def scraper_tokens(kube: Kubectl) -> dict[str, str]:
 def test_metrics_over_https_answer_only_tokens_rbac_allows(kube, secure_operator, tmp_path):
     tokens = scraper_tokens(kube)
     url = f"{secure_operator.url}/metrics"
-    assert httpx.get(url, verify=False).status_code == 401
-    assert httpx.get(url, verify=False, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
-    assert httpx.get(url, verify=False, headers={"Authorization": f"Bearer {tokens['other']}"}).status_code == 403
-    allowed = httpx.get(url, verify=False, headers={"Authorization": f"Bearer {tokens['prom']}"})
+    ca = secure_operator.log_path.parent / "tls.crt"
+    http = httpx.Client(verify=ssl.create_default_context(cafile=ca))  # the certificate verifies
+    assert http.get(url).status_code == 401
+    assert http.get(url, headers={"Authorization": "Bearer not-a-token"}).status_code == 401
+    assert http.get(url, headers={"Authorization": f"Bearer {tokens['other']}"}).status_code == 403
+    allowed = http.get(url, headers={"Authorization": f"Bearer {tokens['prom']}"})
     assert allowed.status_code == 200 and "keycloak_monitor" in allowed.text
     with pytest.raises(httpx.HTTPError):  # no plain HTTP beside HTTPS
         httpx.get(url.replace("https://", "http://"), timeout=5)
@@ -217,7 +227,7 @@ def test_metrics_over_https_answer_only_tokens_rbac_allows(kube, secure_operator
         {
             "job_name": name,
             "scheme": "https",
-            "tls_config": {"insecure_skip_verify": True},
+            "tls_config": {"ca_file": str(ca)},
             **({"authorization": {"credentials_file": str(tmp_path / f"{name}.token")}} if name != "anonymous" else {}),
             "static_configs": [{"targets": [f"127.0.0.1:{secure_operator.port}"]}],
         }

@@ -11,7 +11,7 @@ import yaml
 
 from keycloak_monitor.config import ConfigError
 from keycloak_monitor.exposition import MetricsStore
-from keycloak_monitor.metrics_tls import CertificateFiles, self_signed_pem
+from keycloak_monitor.metrics_tls import CertificateFiles, self_signed_context, self_signed_pem
 from keycloak_monitor.server import make_app, start_server
 from keycloak_monitor.web_config import load_web_config
 from tests.operator_process import free_port
@@ -84,3 +84,13 @@ def unverified() -> ssl.SSLContext:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
     return context
+
+
+async def test_a_self_signed_certificate_is_made_at_start_for_https() -> None:
+    port = free_port()
+    runner = await start_server(make_app(MetricsStore()), "127.0.0.1", port, self_signed_context(["keycloak-monitor"]))
+    try:
+        async with httpx.AsyncClient(verify=unverified()) as client:
+            assert (await client.get(f"https://127.0.0.1:{port}/healthz")).status_code == 200
+    finally:
+        await runner.cleanup()
