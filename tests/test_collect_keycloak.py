@@ -190,9 +190,9 @@ async def test_events_are_counted_once_and_a_resumed_cursor_skips_nothing(keyclo
     kc_admin.login(realm.name, "web", "user0", PASSWORD)
     assert (await monitor.collect(creds)).ok
     assert (await monitor.collect(creds)).ok  # nothing new: nothing counted twice
-    errors = 'keycloak_user_events_total{client_id="web",event="LOGIN_ERROR",error="invalid_user_credentials"}'
+    errors = 'keycloak_realm_user_events_total{client_id="web",event="LOGIN_ERROR",error="invalid_user_credentials"}'
     assert value(store, errors) == 3
-    assert value(store, 'keycloak_user_events_total{client_id="web",event="LOGIN",error=""}') == 1
+    assert value(store, 'keycloak_realm_user_events_total{client_id="web",event="LOGIN",error=""}') == 1
 
     # A restarted process resumes from what it stored: the counters continue.
     await monitor.close()

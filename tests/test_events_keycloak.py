@@ -18,7 +18,7 @@ from tests.test_collect_keycloak import admin_credentials, value
 
 pytestmark = pytest.mark.keycloak
 
-ERRORS = 'keycloak_user_events_total{client_id="web",event="LOGIN_ERROR",error="invalid_user_credentials"}'
+ERRORS = 'keycloak_realm_user_events_total{client_id="web",event="LOGIN_ERROR",error="invalid_user_credentials"}'
 
 
 def events_monitor(url: str, realm: str, store: MetricsStore, limits: EventLimits, **spec: object) -> Monitor:
@@ -30,7 +30,7 @@ def user_series(store: MetricsStore) -> dict[str, float]:
     return {
         line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
         for line in store.render().decode().splitlines()
-        if line.startswith("keycloak_user_events_total{")
+        if line.startswith("keycloak_realm_user_events_total{")
     }
 
 
@@ -156,7 +156,7 @@ async def test_admin_events_are_counted_once_by_operation_and_resource(keycloak,
     kc_admin.create_client(realm.name, "later")
     for _ in range(2):
         assert (await monitor.collect(creds)).ok
-    created = 'keycloak_admin_events_total{operation="CREATE",resource_type="USER"}'
+    created = 'keycloak_realm_admin_events_total{operation="CREATE",resource_type="USER"}'
     assert value(store, created) == 5
-    assert value(store, 'keycloak_admin_events_total{operation="CREATE",resource_type="CLIENT"}') == 1
+    assert value(store, 'keycloak_realm_admin_events_total{operation="CREATE",resource_type="CLIENT"}') == 1
     await monitor.close()

@@ -22,7 +22,7 @@ from .fault_injection import ScriptedKeycloak
 
 NOW_MS = 1_790_000_000_000
 ERRORS = (
-    'keycloak_user_events_total{namespace="ns",monitor="m",realm="demo",'
+    'keycloak_realm_user_events_total{namespace="ns",monitor="m",realm="demo",'
     'client_id="web",event="LOGIN_ERROR",error="invalid_user_credentials"}'
 )
 

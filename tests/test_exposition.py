@@ -43,7 +43,7 @@ def test_text_format_parses_and_groups_each_family_once():
     active = families["keycloak_active_sessions"]
     assert {s.labels["monitor"] for s in active.samples} == {"a", "b"}
     assert active.samples[0].labels["client_id"] == 'we"b\\'
-    assert families["keycloak_user_events"].type == "counter"
+    assert families["keycloak_realm_user_events"].type == "counter"
     ages = families["keycloak_session_age_seconds"]
     buckets = {s.labels["le"]: s.value for s in ages.samples if s.labels["monitor"] == "a"}
     assert buckets["60.0"] == 1 and buckets["+Inf"] == 2
@@ -64,14 +64,14 @@ def test_event_counters_carry_their_creation_time_and_known_series_start_at_zero
     families = {f.name: f for f in parse_openmetrics(store_with("a").render(om=True).decode())}
     samples = {
         (s.name, s.labels.get("event"), s.labels.get("error")): s.value
-        for s in families["keycloak_user_events"].samples
+        for s in families["keycloak_realm_user_events"].samples
     }
-    assert samples[("keycloak_user_events_total", "LOGIN", "")] == 3
-    assert samples[("keycloak_user_events_created", "LOGIN", "")] == 1.6e9
+    assert samples[("keycloak_realm_user_events_total", "LOGIN", "")] == 3
+    assert samples[("keycloak_realm_user_events_created", "LOGIN", "")] == 1.6e9
     # Served before its first event, so rate() sees that first event.
-    assert samples[("keycloak_user_events_total", "LOGIN_ERROR", "invalid_user_credentials")] == 0
+    assert samples[("keycloak_realm_user_events_total", "LOGIN_ERROR", "invalid_user_credentials")] == 0
     text = {f.name: f for f in parse_text(store_with("a").render().decode())}
-    assert not [s for s in text["keycloak_user_events"].samples if s.name.endswith("_created")]
+    assert not [s for s in text["keycloak_realm_user_events"].samples if s.name.endswith("_created")]
 
 
 def test_removing_a_monitor_removes_all_its_series():

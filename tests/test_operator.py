@@ -288,7 +288,10 @@ def test_a_restarted_operator_resumes_every_monitor_without_duplicates(kube, ope
     kc_admin.failed_login(shop.name, "web", "user0")
     errors = {"event": "LOGIN_ERROR", "client_id": "web", **key}
     assert (
-        wait_for("the LOGIN_ERROR", lambda: sample(operator.metrics(), "keycloak_user_events_total", **errors), 60) == 1
+        wait_for(
+            "the LOGIN_ERROR", lambda: sample(operator.metrics(), "keycloak_realm_user_events_total", **errors), 60
+        )
+        == 1
     )
     wait_for("the cursor to move past it", lambda: cursor() != start, 15)
 
@@ -305,11 +308,11 @@ def test_a_restarted_operator_resumes_every_monitor_without_duplicates(kube, ope
     # The counter continues from the stored total: the event made during the outage is added once.
     assert wait_for(
         "the missed event",
-        lambda: (sample(operator.metrics(), "keycloak_user_events_total", **errors) or 0) >= 2,
+        lambda: (sample(operator.metrics(), "keycloak_realm_user_events_total", **errors) or 0) >= 2,
         60,
     )
     time.sleep(INTERVAL + 1)
-    assert sample(operator.metrics(), "keycloak_user_events_total", **errors) == 2
+    assert sample(operator.metrics(), "keycloak_realm_user_events_total", **errors) == 2
 
 
 def test_the_operator_is_not_cluster_admin(cluster):

@@ -30,11 +30,11 @@ def labels(realm: str, **extra: str) -> str:
 
 
 def user_series(realm: str, event: str, error: str = "", client_id: str = "web") -> str:
-    return f"keycloak_user_events_total{{{labels(realm, client_id=client_id, event=event, error=error)}}}"
+    return f"keycloak_realm_user_events_total{{{labels(realm, client_id=client_id, event=event, error=error)}}}"
 
 
 def admin_series(realm: str, operation: str, resource: str) -> str:
-    return f"keycloak_admin_events_total{{{labels(realm, operation=operation, resource_type=resource)}}}"
+    return f"keycloak_realm_admin_events_total{{{labels(realm, operation=operation, resource_type=resource)}}}"
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_seed_emitter_events_delivered_three_times_are_counted_once(receiver, re
 def test_bad_pushes_are_refused_whole_and_counted_by_reason(receiver, realm) -> None:
     def counted() -> str:
         return "\n".join(
-            line for line in receiver.metrics().splitlines() if line.startswith("keycloak_user_events_total")
+            line for line in receiver.metrics().splitlines() if line.startswith("keycloak_realm_user_events_total")
         )
 
     before = counted()

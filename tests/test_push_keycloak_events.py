@@ -76,16 +76,16 @@ def test_logins_failed_logins_and_admin_changes_arrive_pushed_and_count_once(
         plugin_admin.request("POST", f"/{realm}/groups", json={"name": group})
 
     expected = {
-        series("keycloak_user_events_total", source, realm, client_id="app", event="LOGIN", error=""): 3.0,
+        series("keycloak_realm_user_events_total", source, realm, client_id="app", event="LOGIN", error=""): 3.0,
         series(
-            "keycloak_user_events_total",
+            "keycloak_realm_user_events_total",
             source,
             realm,
             client_id="app",
             event="LOGIN_ERROR",
             error="invalid_user_credentials",
         ): 1.0,
-        series("keycloak_admin_events_total", source, realm, operation="CREATE", resource_type="GROUP"): 2.0,
+        series("keycloak_realm_admin_events_total", source, realm, operation="CREATE", resource_type="GROUP"): 2.0,
     }
     receiver.wait_for(lambda _: {s: receiver.value(s) for s in expected} == expected, 60, f"pushed counts {expected}")
     # Let two more collections poll the same events (with source both) before checking again.

@@ -44,7 +44,7 @@ def test_pushed_events_reach_the_operator_and_count_once(kube: Kubectl, operator
         assert answer.status_code == 200, answer.text
 
     labels = {"namespace": namespace, "monitor": "pushed", "client_id": "web", "event": "REGISTER"}
-    assert sample(operator.metrics(), "keycloak_user_events_total", **labels) == 1.0
+    assert sample(operator.metrics(), "keycloak_realm_user_events_total", **labels) == 1.0
     requests = {"namespace": namespace, "monitor": "pushed"}
     metrics = operator.metrics()
     assert sample(metrics, "keycloak_monitor_push_requests_total", **requests, result="counted") == 1.0

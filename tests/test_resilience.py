@@ -505,7 +505,9 @@ def test_operator_killed_mid_collection_counts_no_event_twice(plane, kube, keycl
         kc_admin.failed_login(shop.name, "web", "user0")
         # Published once stored (status.events, at most every 30 s).
         wait_for(
-            "the first LOGIN_ERROR", lambda: sample(operator.metrics(), "keycloak_user_events_total", **errors), 60
+            "the first LOGIN_ERROR",
+            lambda: sample(operator.metrics(), "keycloak_realm_user_events_total", **errors),
+            60,
         )
 
         # Slowed first, so no collection can see the second event and write its cursor
@@ -520,12 +522,12 @@ def test_operator_killed_mid_collection_counts_no_event_twice(plane, kube, keycl
         # A new process continues from the counts and position in the status: the second event, once.
         assert wait_for(
             "the second event",
-            lambda: (sample(operator.metrics(), "keycloak_user_events_total", **errors) or 0) >= 2,
+            lambda: (sample(operator.metrics(), "keycloak_realm_user_events_total", **errors) or 0) >= 2,
             60,
         )
         took = time.monotonic() - killed
         time.sleep(INTERVAL + 1)  # one more collection counts nothing again
-        assert sample(operator.metrics(), "keycloak_user_events_total", **errors) == 2
+        assert sample(operator.metrics(), "keycloak_realm_user_events_total", **errors) == 2
     finally:
         proxy.close()
     fault_matrix.record(

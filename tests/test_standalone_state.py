@@ -44,7 +44,9 @@ def test_counters_continue_across_a_sigkill_and_equal_keycloaks_stored_count(key
 
     def counter() -> float | None:
         try:
-            return sample(httpx.get(f"http://127.0.0.1:{port}/metrics").text, "keycloak_user_events_total", **labels)
+            return sample(
+                httpx.get(f"http://127.0.0.1:{port}/metrics").text, "keycloak_realm_user_events_total", **labels
+            )
         except httpx.HTTPError:
             return None
 

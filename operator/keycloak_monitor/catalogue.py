@@ -36,15 +36,15 @@ CONNECTED_USERS = Family("keycloak_connected_users", "gauge", "Distinct users wi
 SESSION_AGE = Family("keycloak_session_age_seconds", "gaugehistogram", "Age of the current online sessions.")
 USERS = Family("keycloak_users", "gauge", "Users in the realm.")
 USER_EVENTS = Family(
-    "keycloak_user_events",
+    "keycloak_realm_user_events",
     "counter",
-    "User events (LOGIN, LOGIN_ERROR, LOGOUT, ...) stored by the realm since the monitor began counting; "
+    "User events (LOGIN, LOGIN_ERROR, LOGOUT, ...) stored by the realm since the monitor was created; "
     "kept across restarts.",
 )
 ADMIN_EVENTS = Family(
-    "keycloak_admin_events",
+    "keycloak_realm_admin_events",
     "counter",
-    "Admin events stored by the realm since the monitor began counting; kept across restarts.",
+    "Admin events stored by the realm since the monitor was created; kept across restarts.",
 )
 EVENT_LAG = Family(
     "keycloak_monitor_event_lag_seconds",

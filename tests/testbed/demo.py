@@ -84,7 +84,7 @@ def main() -> None:
         # Events count from the monitor's start: make a few now, for the counters to show.
         admin.failed_login("demo", "shop", "customer2")
         admin.login("demo", "backoffice", "customer3", PASSWORD)
-        while time.monotonic() < deadline and "keycloak_user_events_total{" not in operator.metrics():
+        while time.monotonic() < deadline and "keycloak_realm_user_events_total{" not in operator.metrics():
             time.sleep(1)
         time.sleep(2)  # let the status patch land
         print(f"\nready in {time.monotonic() - started:.0f}s\n\n$ kubectl get kcm -A")
