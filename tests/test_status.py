@@ -37,10 +37,34 @@ def test_a_steady_monitor_writes_nothing_until_the_heartbeat():
     assert set(heartbeat) == {"lastSuccessfulCollection"}
 
 
-def test_a_change_is_written_with_the_collection_time():
+def test_moving_numbers_alone_are_written_at_most_once_per_heartbeat():
     status, _ = apply({}, Report(1, snapshot()))
-    _, patch = apply(status, Report(1, snapshot(sessions=4)), NOW + timedelta(seconds=30))
-    assert patch["sessions"] == 4
+    writes = []
+    for second in range(30, 600, 30):  # a live realm: the count moves every cycle for ten minutes
+        status, patch = apply(status, Report(1, snapshot(sessions=4 + second)), NOW + timedelta(seconds=second))
+        if patch:
+            writes.append((second, patch))
+    assert [second for second, _ in writes] == [300]
+    patch = writes[0][1]
+    assert patch["sessions"] == 304 and patch["lastSuccessfulCollection"] == "2026-11-22T12:05:00Z"
+    ready = next(c for c in patch["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == "304 sessions, 10 users"
+
+
+def test_a_transition_is_written_at_once_with_the_current_numbers():
+    status, _ = apply({}, Report(1, snapshot()))
+    failure = Report(1, error=CollectionError(Reason.TIMEOUT, "timed out"))
+    status, patch = apply(status, failure, NOW + timedelta(seconds=30))
+    assert next(c for c in patch["conditions"] if c["type"] == "Ready")["status"] == "False"
+    status, patch = apply(status, Report(1, snapshot(sessions=7)), NOW + timedelta(seconds=60))
+    assert patch["sessions"] == 7
+    assert next(c for c in patch["conditions"] if c["type"] == "Ready")["message"] == "7 sessions, 10 users"
+
+
+def test_a_spec_change_carries_the_current_numbers():
+    status, _ = apply({}, Report(1, snapshot()))
+    _, patch = apply(status, Report(2, snapshot(sessions=4)), NOW + timedelta(seconds=30))
+    assert patch["sessions"] == 4 and patch["observedGeneration"] == 2
     assert patch["lastSuccessfulCollection"] == "2026-11-22T12:00:30Z"
 
 

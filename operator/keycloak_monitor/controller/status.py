@@ -3,7 +3,10 @@
 Status is written only when it changes: a steady monitor makes no write per collection.
 The one field that moves every cycle, lastSuccessfulCollection, is refreshed only along
 with another change or once per heartbeat; the exact time is in the metrics
-(keycloak_monitor_last_success_timestamp_seconds).
+(keycloak_monitor_last_success_timestamp_seconds). On a live realm the numbers (sessions,
+users, connectedUsers and the Ready message that repeats them) move every cycle too: alone,
+they are written at most once per heartbeat, so 500 monitors do not patch their status every
+interval; the exact values are in the metrics. Transitions are written at once.
 """
 
 from collections.abc import Mapping
@@ -84,11 +87,36 @@ def _find(conditions: Any, kind: str) -> Mapping[str, Any] | None:
     return None
 
 
+NUMBERS = ("sessions", "users", "connectedUsers")
+
+
 def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -> dict[str, Any]:
-    """The full status we own, reusing previous values where nothing moved."""
+    """The full status we own, reusing previous values where nothing moved. New numbers
+    alone make no write before the heartbeat; any other change carries them along."""
+    fresh = _desired(previous, report, now, hold=False)
+    if _holdable(previous, report) and not _due(previous.get("lastSuccessfulCollection"), now):
+        held = _desired(previous, report, now, hold=True)
+        if not changes(previous, held):
+            return held
+    return fresh
+
+
+def _holdable(previous: Mapping[str, Any], report: Report) -> bool:
+    """Only a successful cycle after a successful one, whose numbers were written, may keep them."""
+    ready = _find(previous.get("conditions"), READY)
+    return (
+        report.error is None
+        and ready is not None
+        and (ready.get("status"), ready.get("reason")) == ("True", report.reason)
+        and all(key in previous for key in NUMBERS)
+    )
+
+
+def _desired(previous: Mapping[str, Any], report: Report, now: datetime, hold: bool) -> dict[str, Any]:
     old = previous.get("conditions")
     snap = report.snapshot
-    ready_message = report.message
+    ready_before = _find(old, READY)
+    ready_message = ready_before["message"] if hold and ready_before is not None else report.message
     conditions = [
         _condition(_find(old, READY), READY, report.error is None, report.reason, ready_message, report.generation)
     ]
@@ -127,7 +155,9 @@ def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -
     status: dict[str, Any] = {"conditions": conditions}
     if report.generation is not None:
         status["observedGeneration"] = report.generation
-    if snap is not None:
+    if snap is not None and hold:
+        status.update({key: previous[key] for key in NUMBERS})
+    elif snap is not None:
         status.update(sessions=snap.user_sessions, users=snap.users, connectedUsers=snap.connected_users)
     last = previous.get("lastSuccessfulCollection")
     if last:
@@ -138,7 +168,12 @@ def desired_status(previous: Mapping[str, Any], report: Report, now: datetime) -
 
 
 def _stale_or_changed(previous: Mapping[str, Any], status: Mapping[str, Any], last: Any, now: datetime) -> bool:
-    if not last or changes(previous, status):
+    return bool(changes(previous, status)) or _due(last, now)
+
+
+def _due(last: Any, now: datetime) -> bool:
+    """True when the heartbeat is due: never written, unreadable, or HEARTBEAT old."""
+    if not last:
         return True
     try:
         then = datetime.strptime(str(last), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
