@@ -678,6 +678,52 @@ def test_helm_optional_monitoring(chart_full: list[dict[str, Any]]) -> None:
     assert monitor["selector"]["matchLabels"].items() <= service_labels.items()
 
 
+def metric_relabel(rules: list[dict[str, Any]], labels: dict[str, str]) -> dict[str, str]:
+    """Prometheus' `replace` metric relabeling (the only action the ServiceMonitor uses): the
+    joined source labels must match the whole regex; an empty result removes the label."""
+    out = dict(labels)
+    for rule in rules:
+        assert rule.get("action", "replace") == "replace", rule
+        joined = rule.get("separator", ";").join(out.get(name, "") for name in rule.get("sourceLabels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), joined)
+        if match:
+            value = match.expand(re.sub(r"\$\{?(\w+)\}?", r"\\g<\1>", rule.get("replacement", "$1")))
+            if value:
+                out[rule["targetLabel"]] = value
+            else:
+                out.pop(rule["targetLabel"], None)
+    return out
+
+
+def scraped(rules: list[dict[str, Any]], pod: str, ip: str, series: dict[str, str]) -> dict[str, str]:
+    """A series as Prometheus stores it from one operator pod (honorLabels: the series' own win)."""
+    target = {"job": "keycloak-monitor", "namespace": "keycloak-monitor", "service": "keycloak-monitor"}
+    target |= {"endpoint": "metrics", "container": "operator", "pod": pod, "instance": f"{ip}:8080"}
+    return metric_relabel(rules, target | series)
+
+
+def test_monitor_series_keep_their_identity_across_pod_replacement(
+    chart_full: list[dict[str, Any]], kubectl: Path
+) -> None:
+    """The labels the Prometheus Operator gives each target (pod IP as `instance`, `pod`) change
+    when the pod is replaced or the standby takes over; a monitor's counters must stay one series
+    so `increase()` spans the change. The operator's own series stay per pod."""
+    monitoring = by_kind(documents(run([kubectl, "kustomize", MANIFESTS / "monitoring"])))
+    for objects in (by_kind(chart_full), monitoring):
+        endpoint = objects[("ServiceMonitor", "keycloak-monitor")]["spec"]["endpoints"][0]
+        assert endpoint["honorLabels"] is True
+        rules = endpoint["metricRelabelings"]
+        series = {"__name__": "keycloak_realm_user_events_total", "namespace": "identity", "monitor": "shop"}
+        series |= {"realm": "customers", "client_id": "web", "event": "LOGIN", "error": ""}
+        before = scraped(rules, "keycloak-monitor-7d9f-abcde", "10.0.0.7", series)
+        after = scraped(rules, "keycloak-monitor-7d9f-fghij", "10.0.3.9", series)
+        assert before == after and "pod" not in before and before["namespace"] == "identity"
+        own = {"__name__": "process_resident_memory_bytes"}
+        assert scraped(rules, "keycloak-monitor-7d9f-abcde", "10.0.0.7", own) != scraped(
+            rules, "keycloak-monitor-7d9f-fghij", "10.0.3.9", own
+        )
+
+
 def test_helm_values_shape_the_operator(helm: Path) -> None:
     docs = helm_template(
         helm,
