@@ -16,6 +16,7 @@ from ..config import ConfigError, MonitorKey, parse_spec
 from ..errors import CollectionError, Reason
 from ..exposition import MetricsStore, base_labels
 from ..health import Health
+from ..jitter import start_delay
 from ..monitor import Monitor, Outcome, run_every
 from ..render import render_monitor
 from ..spec_policy import SpecPolicy
@@ -63,9 +64,20 @@ class Supervisor:
 
     async def run(self, stop: Sleep) -> None:
         try:
+            if self._status and await self._sleep(stop, self._first_delay()):
+                return
             await run_every(lambda: self._interval, self.cycle, lambda seconds: self._sleep(stop, seconds))
         finally:
             await self.close()
+
+    def _first_delay(self) -> float:
+        """A monitor with a status was running before this process: spread those over their
+        interval so a restart does not make them all collect at once. A new one starts at once."""
+        try:
+            interval = parse_spec(dict(self._body.get("spec") or {})).interval
+        except ConfigError:
+            return 0.0
+        return start_delay(self.key, interval)
 
     def observe(self, body: Mapping[str, Any]) -> None:
         """A watch event for this monitor: a changed spec ends the wait for the next cycle,
