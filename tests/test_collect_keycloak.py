@@ -90,6 +90,32 @@ async def test_connected_users_are_exact_past_the_seed_exporters_500_cap(keycloa
     await monitor.close()
 
 
+async def test_without_session_details_only_the_cheap_counters_are_read(keycloak, kc_admin: KeycloakAdmin):
+    realm = make_realm(kc_admin, "cheap")
+    for user in ("user0", "user1", "user2"):
+        kc_admin.login(realm.name, "web", user, PASSWORD)
+    kc_admin.login(realm.name, "app", "user0", PASSWORD)
+
+    store = MetricsStore(False)
+    spec = {"sessions": {"details": False}, "events": {"user": False, "admin": False}}
+    monitor = monitor_for(keycloak, realm.name, store, **spec)
+    outcome = await monitor.collect(admin_credentials(keycloak))
+    assert outcome.ok, outcome.error
+    assert value(store, 'keycloak_active_sessions{client_id="web"}') == 3
+    assert value(store, 'keycloak_active_sessions{client_id="app"}') == 1
+    assert value(store, "keycloak_users") == 3
+    # Absent, not zero: a dashboard must not read "nobody is connected".
+    for absent in ("keycloak_user_sessions", "keycloak_connected_users", "keycloak_session_age_seconds_bucket"):
+        assert value(store, absent) is None
+    endpoints = {
+        line.split('endpoint="', 1)[1].split('"', 1)[0]
+        for line in store.render().decode().splitlines()
+        if line.startswith("keycloak_monitor_api_requests_total{")
+    }
+    assert "/client-session-stats" in endpoints and not any("user-sessions" in e for e in endpoints), endpoints
+    await monitor.close()
+
+
 async def test_wrong_password_is_an_auth_error_and_never_logged(keycloak, kc_admin, caplog):
     realm = make_realm(kc_admin, "auth", users=1)
     store = MetricsStore(False)

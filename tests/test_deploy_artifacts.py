@@ -327,6 +327,7 @@ SPEC_FIELDS: dict[str, tuple[str, Any]] = {
     "tls.insecureSkipVerify": ("boolean", False),
     "sessions": ("object", {}),
     "sessions.offline": ("boolean", True),
+    "sessions.details": ("boolean", True),  # issue 9: the session listing is optional
     "events": ("object", {}),
     "events.user": ("boolean", True),
     "events.admin": ("boolean", True),
@@ -406,7 +407,7 @@ def test_crd_defaults_fill_a_minimal_monitor(spec_schema: dict[str, Any]) -> Non
         "interval": "30s",
         "timeout": "10s",
         "tls": {"insecureSkipVerify": False},
-        "sessions": {"offline": True},
+        "sessions": {"offline": True, "details": True},
         "events": {"user": True, "admin": True, "source": "poll"},
         "perUser": {"enabled": False, "limit": 100, "includeEmail": False},
     }

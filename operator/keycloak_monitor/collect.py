@@ -53,11 +53,13 @@ def event_deadline(spec: MonitorSpec, started: float) -> float:
 
 async def _sessions(
     api: AdminClient, spec: MonitorSpec, clients: "asyncio.Future[Collection[str]]", now: float | None
-) -> tuple[tuple[ClientSessions, ...], int, SessionSummary]:
+) -> tuple[tuple[ClientSessions, ...], int, SessionSummary | None]:
     (stats, counts), users = await all_of((client_sessions(api), api.get("/users/count")))
     clients.set_result(frozenset(c.client_id for c in counts))
     if isinstance(users, bool) or not isinstance(users, int):
         raise CollectionError(Reason.INVALID_RESPONSE, f"/users/count answered {type(users).__name__}")
+    if not spec.session_details:
+        return counts, users, None
     sessions = await list_online_sessions(api, stats)
     return counts, users, summarize(sessions, time.time() if now is None else now, spec.per_user.limit)
 
@@ -86,14 +88,14 @@ async def collect_realm(
     wall = time.time()
     return RealmSnapshot(
         clients=counts,
-        user_sessions=summary.user_sessions,
-        connected_users=summary.connected_users,
-        session_ages=summary.ages,
+        user_sessions=summary.user_sessions if summary else None,
+        connected_users=summary.connected_users if summary else None,
+        session_ages=summary.ages if summary else None,
         users=users,
         offline_enabled=spec.offline_sessions,
         user_events=state.events.counts("user", wall),
         admin_events=state.events.counts("admin", wall),
-        session_durations=summary.longest_per_user if spec.per_user.enabled else None,
+        session_durations=summary.longest_per_user if summary and spec.per_user.enabled else None,
         last_logins=last_logins,
         include_email=spec.per_user.include_email,
         warnings=state.events.warnings(wall),

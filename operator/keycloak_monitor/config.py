@@ -113,6 +113,7 @@ class MonitorSpec:
     timeout: float = 10.0
     tls: TLSConfig = field(default_factory=TLSConfig)
     offline_sessions: bool = True
+    session_details: bool = True  # list sessions for users, connected users and ages (costs grow with the realm)
     user_events: bool = True
     admin_events: bool = True
     per_user: PerUserConfig = field(default_factory=PerUserConfig)
@@ -362,6 +363,7 @@ def parse_spec(data: Mapping[str, Any]) -> MonitorSpec:
         timeout=timeout,
         tls=tls,
         offline_sessions=_bool(sessions, "offline", "sessions.offline", True),
+        session_details=_bool(sessions, "details", "sessions.details", True),
         user_events=_bool(events, "user", "events.user", True),
         admin_events=_bool(events, "admin", "events.admin", True),
         per_user=_per_user(data),

@@ -35,14 +35,16 @@ def _realm(out: SeriesWriter, snap: RealmSnapshot) -> None:
         out.sample(c.ACTIVE_SESSIONS, client.active, [("client_id", client.client_id)])
         if snap.offline_enabled:
             out.sample(c.OFFLINE_SESSIONS, client.offline, [("client_id", client.client_id)])
-    out.sample(c.USER_SESSIONS, snap.user_sessions)
-    out.sample(c.CONNECTED_USERS, snap.connected_users)
-    ages = snap.session_ages
-    for bound, count in zip(ages.bounds, ages.cumulative, strict=False):
-        out.sample(c.SESSION_AGE, count, [("le", _bound(bound))], "_bucket")
-    out.sample(c.SESSION_AGE, ages.count, [("le", "+Inf")], "_bucket")
-    out.sample(c.SESSION_AGE, ages.count, suffix="_gcount", openmetrics_only=True)
-    out.sample(c.SESSION_AGE, ages.total, suffix="_gsum", openmetrics_only=True)
+    if snap.user_sessions is not None:
+        out.sample(c.USER_SESSIONS, snap.user_sessions)
+    if snap.connected_users is not None:
+        out.sample(c.CONNECTED_USERS, snap.connected_users)
+    if (ages := snap.session_ages) is not None:
+        for bound, count in zip(ages.bounds, ages.cumulative, strict=False):
+            out.sample(c.SESSION_AGE, count, [("le", _bound(bound))], "_bucket")
+        out.sample(c.SESSION_AGE, ages.count, [("le", "+Inf")], "_bucket")
+        out.sample(c.SESSION_AGE, ages.count, suffix="_gcount", openmetrics_only=True)
+        out.sample(c.SESSION_AGE, ages.total, suffix="_gsum", openmetrics_only=True)
     out.sample(c.USERS, snap.users)
     _events(out, c.USER_EVENTS, "user", USER_LABELS, snap.user_events)
     _events(out, c.ADMIN_EVENTS, "admin", ADMIN_LABELS, snap.admin_events)

@@ -65,9 +65,9 @@ class StatusWarning:
 @dataclass(frozen=True)
 class RealmSnapshot:
     clients: tuple[ClientSessions, ...]
-    user_sessions: int
-    connected_users: int
-    session_ages: AgeHistogram
+    user_sessions: int | None  # None: sessions.details off, the listing was not made
+    connected_users: int | None
+    session_ages: AgeHistogram | None
     users: int
     offline_enabled: bool
     user_events: EventCounts | None = None  # labels (client_id, event, error)

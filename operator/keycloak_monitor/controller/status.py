@@ -56,6 +56,8 @@ class Report:
         if self.error is not None:
             return self.error.message
         assert self.snapshot is not None
+        if self.snapshot.user_sessions is None:  # sessions.details off
+            return f"{self.snapshot.users} users"
         return f"{self.snapshot.user_sessions} sessions, {self.snapshot.users} users"
 
 
