@@ -45,6 +45,7 @@ CATALOGUE: dict[str, tuple[str, frozenset[str]]] = {
     "keycloak_monitor_api_requests_total": ("counter", frozenset({"endpoint", "code"})),
     "keycloak_monitor_push_requests_total": ("counter", frozenset({"result"})),
     "keycloak_monitor_notifications_total": ("counter", frozenset({"channel", "result"})),
+    "keycloak_monitor_part_up": ("gauge", frozenset({"part"})),
     "keycloak_active_sessions": ("gauge", frozenset({"client_id"})),
     "keycloak_offline_sessions": ("gauge", frozenset({"client_id"})),
     "keycloak_user_sessions": ("gauge", frozenset()),

@@ -34,7 +34,6 @@ def series(store: MetricsStore) -> str:
         ("/users/count", body("oops", 503), "server_error"),
         ("/users/count", body("<html>not json"), "invalid_response"),
         ("/client-session-stats", body('[{"id": "c1", "active": "many"}]'), "invalid_response"),
-        ("/user-sessions", body('{"not": "a list"}'), "invalid_response"),
         ("/protocol/openid-connect/token", body('{"no_token": 1}'), "invalid_response"),
     ],
 )
@@ -55,6 +54,34 @@ async def test_each_failure_is_classified_and_leaves_only_health_series(suffix, 
     assert PASSWORD not in caplog.text and PASSWORD not in str(outcome.error)
     await monitor.close()
     assert series(store) == ""  # a removed monitor leaves nothing behind
+
+
+@pytest.mark.parametrize(
+    ("fault", "reason"),
+    [
+        (body('{"not": "a list"}'), "invalid_response"),
+        (body("oops", 503), "server_error"),
+        (raise_(httpx.ReadTimeout), "timeout"),
+    ],
+)
+async def test_a_failed_session_listing_leaves_the_cheap_counters_up(fault, reason):
+    kc = ScriptedKeycloak(faults={"/user-sessions": fault})
+    store = MetricsStore(False)
+    monitor = make_monitor(kc, store)
+    outcome = await monitor.collect(CREDS)
+    assert outcome.ok, outcome.error
+    text = series(store)
+    assert 'keycloak_monitor_up{namespace="ns",monitor="m",realm="demo"} 1.0' in text
+    assert 'keycloak_monitor_part_up{namespace="ns",monitor="m",realm="demo",part="session_listing"} 0.0' in text
+    assert "keycloak_active_sessions{" in text and "keycloak_users{" in text
+    # The listing's series vanish: never a stale or a false zero.
+    assert "keycloak_user_sessions{" not in text and "keycloak_connected_users{" not in text
+    assert "keycloak_session_age_seconds_bucket{" not in text
+    kc.faults.clear()
+    assert (await monitor.collect(CREDS)).ok
+    text = series(store)
+    assert 'part="session_listing"} 1.0' in text and "keycloak_user_sessions{" in text
+    await monitor.close()
 
 
 async def test_recovery_after_a_failure_brings_the_series_back():

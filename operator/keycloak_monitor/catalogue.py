@@ -84,9 +84,16 @@ NOTIFICATIONS = Family(
     "Notification deliveries by channel (webhook, email) and result (sent, failed).",
 )
 
+PART_UP = Family(
+    "keycloak_monitor_part_up",
+    "gauge",
+    "1 when an optional part of a successful collection succeeded, 0 when it failed and its series are absent.",
+)
+
 HEALTH = (UP, LAST_SUCCESS, DURATION, ERRORS, API_REQUESTS, PUSH_REQUESTS, NOTIFICATIONS)
 FAMILIES = (
     *HEALTH,
+    PART_UP,
     ACTIVE_SESSIONS,
     OFFLINE_SESSIONS,
     USER_SESSIONS,

@@ -6,6 +6,7 @@ is caught up over the following cycles.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
@@ -19,6 +20,8 @@ from .per_user import LastLogins, UserDirectory
 from .sessions import SessionSummary, client_sessions, list_online_sessions, summarize
 from .snapshot import ClientSessions, RealmSnapshot
 from .tasks import all_of
+
+log = logging.getLogger(__name__)
 
 # Told (kind, [(event id, event)]) of the events counted for the first time.
 EventHook = Callable[[str, list[tuple[str, Mapping[str, Any]]]], Awaitable[None]]
@@ -51,26 +54,50 @@ def event_deadline(spec: MonitorSpec, started: float) -> float:
     return started + 0.5 * spec.timeout
 
 
+SESSION_LISTING = "session_listing"  # the part of a collection that sessions.details adds
+
+
+def listing_deadline(spec: MonitorSpec, started: float) -> float:
+    """When the session listing is given up: at 80 % of the collection's budget, so a slow
+    listing fails alone and the cheap counters, read first, still arrive."""
+    return started + 0.8 * spec.timeout
+
+
 async def _sessions(
-    api: AdminClient, spec: MonitorSpec, clients: "asyncio.Future[Collection[str]]", now: float | None
-) -> tuple[tuple[ClientSessions, ...], int, SessionSummary | None]:
+    api: AdminClient,
+    spec: MonitorSpec,
+    clients: "asyncio.Future[Collection[str]]",
+    now: float | None,
+    started: float,
+) -> tuple[tuple[ClientSessions, ...], int, SessionSummary | None, dict[str, str | None]]:
     (stats, counts), users = await all_of((client_sessions(api), api.get("/users/count")))
     clients.set_result(frozenset(c.client_id for c in counts))
     if isinstance(users, bool) or not isinstance(users, int):
         raise CollectionError(Reason.INVALID_RESPONSE, f"/users/count answered {type(users).__name__}")
     if not spec.session_details:
-        return counts, users, None
-    sessions = await list_online_sessions(api, stats)
-    return counts, users, summarize(sessions, time.time() if now is None else now, spec.per_user.limit)
+        return counts, users, None, {}
+    try:
+        async with asyncio.timeout(max(0.0, listing_deadline(spec, started) - time.monotonic())):
+            sessions = await list_online_sessions(api, stats)
+    except TimeoutError:
+        log.warning("realm %s: the session listing took longer than its budget", spec.realm)
+        return counts, users, None, {SESSION_LISTING: Reason.TIMEOUT.value}
+    except CollectionError as exc:
+        if exc.reason in (Reason.AUTH, Reason.FORBIDDEN):  # the account, not the listing: fail the whole
+            raise
+        log.warning("realm %s: the session listing failed: %s", spec.realm, exc)
+        return counts, users, None, {SESSION_LISTING: exc.reason.value}
+    summary = summarize(sessions, time.time() if now is None else now, spec.per_user.limit)
+    return counts, users, summary, {SESSION_LISTING: None}
 
 
 async def collect_realm(
     api: AdminClient, spec: MonitorSpec, state: RealmState, now: float | None = None
 ) -> RealmSnapshot:
     clients: asyncio.Future[Collection[str]] = asyncio.get_running_loop().create_future()
-    deadline = event_deadline(spec, time.monotonic())
-    (counts, users, summary), fresh = await all_of(
-        (_sessions(api, spec, clients, now), state.events.pump(clients, deadline))
+    started = time.monotonic()
+    (counts, users, summary, parts), fresh = await all_of(
+        (_sessions(api, spec, clients, now, started), state.events.pump(clients, event_deadline(spec, started)))
     )
     if state.on_events is not None:
         for kind, events in fresh.items():
@@ -99,4 +126,5 @@ async def collect_realm(
         last_logins=last_logins,
         include_email=spec.per_user.include_email,
         warnings=state.events.warnings(wall),
+        parts=parts,
     )

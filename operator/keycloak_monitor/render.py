@@ -31,6 +31,8 @@ def _bound(value: float) -> str:
 
 
 def _realm(out: SeriesWriter, snap: RealmSnapshot) -> None:
+    for part, failure in sorted(snap.parts.items()):
+        out.sample(c.PART_UP, 0.0 if failure else 1.0, [("part", part)])
     for client in snap.clients:
         out.sample(c.ACTIVE_SESSIONS, client.active, [("client_id", client.client_id)])
         if snap.offline_enabled:

@@ -76,3 +76,5 @@ class RealmSnapshot:
     last_logins: tuple[UserValue, ...] | None = None
     include_email: bool = False
     warnings: tuple[StatusWarning, ...] = field(default=())
+    # Optional parts of this collection: part -> None when it succeeded, else the reason it failed.
+    parts: Mapping[str, str | None] = field(default_factory=dict)
