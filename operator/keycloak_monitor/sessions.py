@@ -67,13 +67,29 @@ async def client_sessions(api: AdminClient) -> tuple[list[SessionStat], tuple[Cl
     return stats, result
 
 
-async def list_online_sessions(api: AdminClient, stats: list[SessionStat]) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class OnlineSession:
+    """What the summary needs of one listed session: the listing's bodies are not kept."""
+
+    user_id: str
+    username: str
+    start: Any  # epoch milliseconds as Keycloak answers it; checked in _age
+
+
+def _online(session: Any) -> tuple[str, OnlineSession]:
+    if not isinstance(session, dict) or "id" not in session or "userId" not in session:
+        raise CollectionError(Reason.INVALID_RESPONSE, "user-sessions: entry without id/userId")
+    compact = OnlineSession(str(session["userId"]), str(session.get("username") or ""), session.get("start"))
+    return str(session["id"]), compact
+
+
+async def list_online_sessions(api: AdminClient, stats: list[SessionStat]) -> dict[str, OnlineSession]:
     """Every online session once, by id: one session spans several clients."""
 
     async def of_client(stat: SessionStat) -> list[Any]:
         try:
             return await api.get_pages(
-                "/clients/{id}/user-sessions", SESSION_PAGE_SIZE, expected=stat.active, id=stat.uuid
+                "/clients/{id}/user-sessions", SESSION_PAGE_SIZE, expected=stat.active, keep=_online, id=stat.uuid
             )
         except CollectionError as exc:
             if exc.reason is Reason.NOT_FOUND:
@@ -81,18 +97,12 @@ async def list_online_sessions(api: AdminClient, stats: list[SessionStat]) -> di
             raise
 
     listings = await all_of(of_client(s) for s in stats if s.active > 0)
-    sessions: dict[str, dict[str, Any]] = {}
-    for listing in listings:
-        for session in listing:
-            if not isinstance(session, dict) or "id" not in session or "userId" not in session:
-                raise CollectionError(Reason.INVALID_RESPONSE, "user-sessions: entry without id/userId")
-            sessions[str(session["id"])] = session
-    return sessions
+    return {session_id: session for listing in listings for session_id, session in listing}
 
 
-def _age(session: dict[str, Any], now: float) -> float:
+def _age(session: OnlineSession, now: float) -> float:
     try:
-        return max(0.0, now - float(session.get("start") or 0) / 1000.0)
+        return max(0.0, now - float(session.start or 0) / 1000.0)
     except (TypeError, ValueError):
         raise CollectionError(Reason.INVALID_RESPONSE, "user-sessions: bad start time") from None
 
@@ -105,15 +115,15 @@ class SessionSummary:
     longest_per_user: tuple[UserValue, ...]
 
 
-def summarize(sessions: dict[str, dict[str, Any]], now: float, per_user_limit: int) -> SessionSummary:
+def summarize(sessions: dict[str, OnlineSession], now: float, per_user_limit: int) -> SessionSummary:
     ages = []
     longest: dict[str, UserValue] = {}
     for session in sessions.values():
         age = _age(session, now)
         ages.append(age)
-        user_id = str(session["userId"])
+        user_id = session.user_id
         if user_id not in longest or longest[user_id].value < age:
-            longest[user_id] = UserValue(user_id, str(session.get("username") or ""), age)
+            longest[user_id] = UserValue(user_id, session.username, age)
     top = sorted(longest.values(), key=lambda u: (-u.value, u.user_id))[:per_user_limit]
     return SessionSummary(
         user_sessions=len(sessions),
