@@ -17,10 +17,11 @@ import yaml
 
 from keycloak_monitor.controller.credentials import OPT_IN_LABEL
 from keycloak_monitor.metrics_tls import self_signed_pem
-from tests.operator_process import OperatorProcess, free_port
+from tests.operator_process import OperatorProcess
 from tests.realms import make_realm
 from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, wait_for
-from tests.testbed.tools import ensure_helm, ensure_promtool
+from tests.testbed.prometheus import Prometheus
+from tests.testbed.tools import ensure_helm
 
 pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
 
@@ -238,44 +239,6 @@ def test_metrics_over_https_answer_only_tokens_rbac_allows(kube, secure_operator
     assert health["prom"] == ("up", "")
     assert health["other"][0] == "down" and "403" in health["other"][1]
     assert health["anonymous"][0] == "down" and "401" in health["anonymous"][1]
-
-
-class Prometheus:
-    """Debian's prometheus (beside promtool, from the same package) on a free loopback port."""
-
-    def __init__(self, workdir: Path, jobs: list[dict[str, Any]]) -> None:
-        self.workdir, self.port = workdir, free_port()
-        config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"}, "scrape_configs": jobs}
-        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> "Prometheus":
-        binary = ensure_promtool().parent / "prometheus"
-        command = [
-            str(binary),
-            f"--config.file={self.workdir / 'prometheus.yml'}",
-            f"--storage.tsdb.path={self.workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-        ]
-        with (self.workdir / "prometheus.log").open("wb") as log:
-            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        return self
-
-    def target_health(self, expected: int) -> dict[str, tuple[str, str]] | None:
-        """job -> (health, last error) once every target was scraped at least once."""
-        try:
-            answer = httpx.get(f"http://127.0.0.1:{self.port}/api/v1/targets", timeout=2).json()
-        except (httpx.HTTPError, ValueError):
-            return None
-        targets = answer["data"]["activeTargets"]
-        if len(targets) < expected or any(t["health"] == "unknown" for t in targets):
-            return None
-        return {t["labels"]["job"]: (t["health"], t["lastError"]) for t in targets}
-
-    def __exit__(self, *_: object) -> None:
-        assert self._process is not None
-        self._process.terminate()
-        self._process.wait(30)
 
 
 def test_the_restricted_policy_refuses_per_user_insecure_tls_and_plain_http(

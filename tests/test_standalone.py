@@ -14,6 +14,7 @@ import yaml
 
 from tests.operator_process import free_port
 from tests.realms import PASSWORD, Realm, make_realm
+from tests.testbed.prometheus import Prometheus, scrape_job
 from tests.testbed.tools import ensure_promtool
 
 pytestmark = pytest.mark.keycloak
@@ -97,41 +98,10 @@ def test_promtool_finds_nothing_to_say_about_a_real_scrape(exporter, tmp_path):
 
 def test_a_real_prometheus_scrapes_it(exporter, realm, tmp_path):
     url, _, _ = exporter
-    prometheus = ensure_promtool().parent / "prometheus"
-    port = free_port()
-    target = url.removeprefix("http://")
-    (tmp_path / "prometheus.yml").write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s"},
-                "scrape_configs": [{"job_name": "keycloak-monitor", "static_configs": [{"targets": [target]}]}],
-            }
-        )
-    )
-    command = [
-        str(prometheus),
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'data'}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
-    with (tmp_path / "prometheus.log").open("wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        query = f'keycloak_users{{monitor="demo",realm="{realm.name}"}}'
-        deadline, result = time.monotonic() + 60, []
-        while time.monotonic() < deadline and not result:
-            time.sleep(1)
-            try:
-                answer = httpx.get(f"http://127.0.0.1:{port}/api/v1/query", params={"query": query}).json()
-                result = answer["data"]["result"]
-            except (httpx.HTTPError, KeyError, ValueError):
-                continue
-        assert result, (tmp_path / "prometheus.log").read_text()[-2000:]
-        assert result[0]["value"][1] == "2"
-        assert result[0]["metric"]["job"] == "keycloak-monitor"
-    finally:
-        server.terminate()
-        server.wait(30)
+    with Prometheus(tmp_path, [scrape_job("keycloak-monitor", url.removeprefix("http://"))]) as prometheus:
+        result = prometheus.wait_for(f'keycloak_users{{monitor="demo",realm="{realm.name}"}}')
+    assert result[0]["value"][1] == "2"
+    assert result[0]["metric"]["job"] == "keycloak-monitor"
 
 
 def test_sigterm_stops_it_cleanly(exporter):
