@@ -36,9 +36,10 @@ test: provision lint
 test-e2e: provision
 	$(VENV)/bin/pytest -ra -m kube
 
-# Benchmarks: the scrape path, and 5 minutes of monitor churn (memory, tasks, series).
+# Benchmarks: scrape, collection on a real Keycloak and at 50k sessions on a synthetic one
+# (a table, bench/results/*.json, bench/RESULTS.md), then 5 minutes of monitor churn.
 bench: provision
-	$(PY) bench/scrape.py
+	$(PY) -m bench
 	$(PY) -m bench.churn 300
 
 demo: provision

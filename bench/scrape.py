@@ -1,25 +1,41 @@
-"""Scrape cost with many monitors: a scrape concatenates pre-rendered bytes, so its time
-should follow the size of the answer, not the number of monitors' computations.
+"""Scrape cost: /metrics concatenates bytes each monitor rendered after its collection, so a
+scrape should cost a fraction of prometheus_client formatting the same samples.
 
-    .venv/bin/python bench/scrape.py [monitors ...]
-
-Prints, per monitor count: bytes per scrape, render time (median of 50), the time to
-publish one monitor (render after a collection), and the process's resident memory.
+- 1, 50 and 500 monitors, up to 100k series: median and p99 of MetricsStore.render() against
+  prometheus_client's generate_latest over the very same samples (parsed back from our
+  answer, served by a registry collector), interleaved; target ≤ 0.2x.
+- Scrapes during collections: /metrics over HTTP from another process while 50 monitors
+  collect back to back from the synthetic Keycloak, against the same scrapes idle.
 """
 
-import resource
-import statistics
+import asyncio
+import json
+import subprocess
 import sys
 import time
+from collections.abc import Iterable
 
-from keycloak_monitor.config import MonitorKey
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.report import Result, median, percentile, profile, profile_async
+from bench.synthetic_keycloak import ADMIN_PASSWORD, ADMIN_USER, RealmShape, SyntheticProcess
+from keycloak_monitor.config import Credentials, MonitorKey, parse_spec
 from keycloak_monitor.exposition import MetricsStore, base_labels
 from keycloak_monitor.health import Health
+from keycloak_monitor.monitor import Monitor
 from keycloak_monitor.render import render_monitor
-from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, RealmSnapshot
+from keycloak_monitor.server import make_app, start_server
+from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, EventCounts, RealmSnapshot
+from tests.testbed.keycloak import free_port
+
+TARGET_RATIO = 0.2
+BUSY_TARGET = 1.25  # "not slower": the median scrape under load, within measurement noise
 
 
-def snapshot(clients: int = 12) -> RealmSnapshot:
+def snapshot(clients: int) -> RealmSnapshot:
+    """A realm with `clients` clients, each with sessions and three kinds of events."""
     return RealmSnapshot(
         clients=tuple(ClientSessions(f"client-{i}", 40 * i, i) for i in range(clients)),
         user_sessions=900,
@@ -27,36 +43,168 @@ def snapshot(clients: int = 12) -> RealmSnapshot:
         session_ages=AgeHistogram.of([float(i * 37 % 90000) for i in range(900)]),
         users=25_000,
         offline_enabled=True,
-        user_events={
-            (f"client-{i}", kind, ""): 10 * i for i in range(clients) for kind in ("LOGIN", "LOGOUT", "CODE_TO_TOKEN")
-        },
-        admin_events={("UPDATE", "USER"): 4, ("CREATE", "CLIENT"): 1},
+        user_events=EventCounts(
+            {
+                (f"client-{i}", kind, ""): 10 * i
+                for i in range(clients)
+                for kind in ("LOGIN", "LOGOUT", "CODE_TO_TOKEN")
+            },
+            created=1.7e9,
+        ),
+        admin_events=EventCounts({("UPDATE", "USER"): 4, ("CREATE", "CLIENT"): 1}, created=1.7e9),
     )
 
 
-def measure(monitors: int) -> None:
+def series_of(body: bytes) -> int:
+    return sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+
+
+def fleet(monitors: int, series: int) -> MetricsStore:
+    """`monitors` monitors sharing about `series` series between them."""
+    health = Health()
+    health.succeeded(0.3)
+    fixed = sum(len(f.text.splitlines()) for f in render_monitor("", health, snapshot(0)).values())
+    per_client = sum(len(f.text.splitlines()) for f in render_monitor("", health, snapshot(1)).values()) - fixed
+    clients = max(1, round((series / monitors - fixed) / per_client))
     store = MetricsStore(include_process_metrics=False)
-    snap = snapshot()
-    started = time.perf_counter()
+    snap = snapshot(clients)
     for i in range(monitors):
         key = MonitorKey(f"ns-{i % 20}", f"monitor-{i}")
-        health = Health()
-        health.succeeded(0.3)
         store.publish(key, render_monitor(base_labels(key, f"realm-{i}"), health, snap))
-    publish = (time.perf_counter() - started) / monitors
-    times = []
-    for _ in range(50):
+    return store
+
+
+class Replay:
+    """A prometheus_client collector answering fixed metric families."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self.families
+
+
+def baseline(body: bytes) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Replay(list(text_string_to_metric_families(body.decode()))))  # type: ignore[arg-type]
+    return registry
+
+
+def compare(result: Result, monitors: int, series: int, reps: int) -> None:
+    store = fleet(monitors, series)
+    body = store.render()
+    registry = baseline(body)
+    theirs_body = generate_latest(registry)
+    ours, theirs = [], []
+    for _ in range(reps):  # interleaved, so a busy moment of the machine hits both
         started = time.perf_counter()
-        body = store.render()
-        times.append(time.perf_counter() - started)
-    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"{monitors:5d} monitors: {len(body) / 1e6:7.2f} MB/scrape, render {statistics.median(times) * 1e3:7.2f} ms "
-        f"({len(body) / statistics.median(times) / 1e9:5.2f} GB/s), publish {publish * 1e3:5.2f} ms/monitor, "
-        f"max RSS {rss_mib:6.0f} MiB"
+        store.render()
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        generate_latest(registry)
+        theirs.append(time.perf_counter() - started)
+    label = f"{monitors} monitors, {series_of(body):,} series"
+    result.details[label] = {
+        "series": series_of(body),
+        "series_generate_latest": series_of(theirs_body),
+        "bytes": len(body),
+        "reps": reps,
+        "ours_ms": {"median": median(ours) * 1e3, "p99": percentile(ours, 0.99) * 1e3},
+        "generate_latest_ms": {"median": median(theirs) * 1e3, "p99": percentile(theirs, 0.99) * 1e3},
+    }
+    result.add(f"scrape {label}: median vs generate_latest", median(ours) / median(theirs), "x", TARGET_RATIO)
+    result.add(
+        f"scrape {label}: p99 vs generate_latest",
+        percentile(ours, 0.99) / percentile(theirs, 0.99),
+        "x",
+        TARGET_RATIO,
+        note=f"ours {median(ours) * 1e3:.2f} ms median, {percentile(ours, 0.99) * 1e3:.2f} ms p99",
     )
+    if result.missed and not result.profile:
+        result.profile = profile(lambda: [store.render() for _ in range(reps)])
 
 
-if __name__ == "__main__":
-    for count in [int(a) for a in sys.argv[1:]] or [1, 10, 100, 500]:
-        measure(count)
+SCRAPER = """
+import json, sys, time, httpx
+url, count = sys.argv[1], int(sys.argv[2])
+times = []
+with httpx.Client() as client:
+    for _ in range(count):
+        started = time.perf_counter()
+        client.get(url).raise_for_status()
+        times.append(time.perf_counter() - started)
+        time.sleep(0.02)
+print(json.dumps(times))
+"""
+
+
+async def scrapes(url: str, count: int) -> list[float]:
+    """Scrape latencies measured by another process, so the scraper never competes with us."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SCRAPER, url, str(count), stdout=subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    return list(json.loads(out))
+
+
+async def under_load(result: Result, monitors: int, sessions: int, count: int) -> None:
+    shape = RealmShape(sessions=sessions, clients=20, offline=sessions // 10, user_events=1000, event_rate=20)
+    with SyntheticProcess(shape) as keycloak:
+        store = MetricsStore(include_process_metrics=True)
+        port = free_port()
+        runner = await start_server(make_app(store), "127.0.0.1", port)
+        spec = {"url": keycloak.url, "interval": "60s", "timeout": "50s"}
+        fleet_ = [
+            Monitor(MonitorKey("bench", f"m{i}"), parse_spec({**spec, "realm": f"r{i}"}), store)
+            for i in range(monitors)
+        ]
+        credentials = Credentials(username=ADMIN_USER, password=ADMIN_PASSWORD)
+        collections = 0
+
+        async def loop(monitor: Monitor) -> None:
+            nonlocal collections
+            while True:
+                await monitor.collect(credentials)
+                collections += 1
+
+        try:
+            await asyncio.gather(*(m.collect(credentials) for m in fleet_))  # warm: tokens, event cursors
+            url = f"http://127.0.0.1:{port}/metrics"
+            idle = await scrapes(url, count)
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(loop(m)) for m in fleet_]
+                busy = await scrapes(url, count)
+                for task in tasks:
+                    task.cancel()
+            result.details["under load"] = {
+                "monitors": monitors,
+                "sessions per realm": sessions,
+                "collections during the busy scrapes": collections,
+                "idle_ms": {"median": median(idle) * 1e3, "p99": percentile(idle, 0.99) * 1e3},
+                "busy_ms": {"median": median(busy) * 1e3, "p99": percentile(busy, 0.99) * 1e3},
+            }
+            note = (
+                f"{collections} collections of {monitors} monitors ({sessions:,} sessions each) during {count} scrapes"
+            )
+            ratio = median(busy) / median(idle)
+            figure = result.add("scrape during collections: median vs idle", ratio, "x", BUSY_TARGET, note)
+            result.add("scrape during collections: p99 vs idle", percentile(busy, 0.99) / percentile(idle, 0.99), "x")
+            if figure.met is False:  # what keeps the event loop from the scrapes: one round of collections
+                work = await profile_async(lambda: asyncio.gather(*(m.collect(credentials) for m in fleet_)))
+                result.profile = (result.profile + "\n\n" if result.profile else "") + work
+        finally:
+            for monitor in fleet_:
+                await monitor.close()
+            await runner.cleanup()
+
+
+def run(smoke: bool = False) -> Result:
+    result = Result("scrape", "Scrape: /metrics against prometheus_client generate_latest over the same samples")
+    sizes = [(1, 200, 5), (5, 1_000, 5)] if smoke else [(1, 2_000, 200), (50, 20_000, 100), (500, 100_000, 40)]
+    for monitors, series, reps in sizes:
+        compare(result, monitors, series, reps)
+    if smoke:
+        asyncio.run(under_load(result, monitors=2, sessions=200, count=5))
+    else:
+        asyncio.run(under_load(result, monitors=50, sessions=2_000, count=150))
+    return result
