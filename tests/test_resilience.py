@@ -12,7 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import yaml
 from kubernetes_asyncio import client, config
 
 from keycloak_monitor.config import MonitorKey
-from keycloak_monitor.controller.kube import Kube
+from keycloak_monitor.controller.kube import Kube, SecretBody
+from keycloak_monitor.controller.secret_watch import SecretWatch
 from keycloak_monitor.controller.supervisor import Supervisor
 from keycloak_monitor.exposition import MetricsStore
 from tests import fault_matrix
@@ -307,6 +308,82 @@ async def test_secret_rotated(plane, kube, keycloak, realm, kc_admin):
         assert watched.up() == 1, watched.message()
         assert watched.errors("auth") == 0
     fault_matrix.record("test_resilience.py::test_secret_rotated", "`up 1` throughout, no auth error", None)
+
+
+@asynccontextmanager
+async def watching(k8s: Kube, namespace: str) -> AsyncIterator[SecretWatch]:
+    """The operator's Secret watch on `namespace` behind `k8s`, as `run --namespace` has it."""
+    watch = k8s.secrets = SecretWatch(k8s.api, [namespace], watch_timeout=5)
+    following = asyncio.create_task(watch.run())
+    try:
+        yield watch
+    finally:
+        k8s.secrets = None
+        following.cancel()
+        with suppress(asyncio.CancelledError):
+            await following
+
+
+async def seen(watch: SecretWatch, namespace: str, name: str, check: Any) -> None:
+    """Until the watch has delivered a change made with kubectl (it arrives apart from kubectl's answer)."""
+    for _ in range(300):  # 30 s
+        if check(watch.get(namespace, name)):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the watch did not see the change of {namespace}/{name}")
+
+
+async def test_watched_secret_rotated_unlabelled_deleted_and_the_apiserver_gone(plane, kube, keycloak, realm):
+    """The operator's path: Secrets from the watch, read by name only when the watch lacks them."""
+    body = create_monitor(kube, keycloak, realm.name, "watched")
+    ns = body["metadata"]["namespace"]
+
+    def password(value: str) -> Any:
+        return lambda secret: isinstance(secret, SecretBody) and secret.text("password") == value
+
+    async with api(plane.kubeconfig) as k8s, watching(k8s, ns) as watch:
+        watched = Watched(body, k8s)
+        await seen(watch, ns, "kc-admin", password(keycloak.admin_password))
+        await watched.cycle()
+        assert watched.up() == 1, watched.message()
+
+        kube.secret(ns, "kc-admin", username=keycloak.admin_user, password="rotated-to-a-wrong-one")
+        await seen(watch, ns, "kc-admin", password("rotated-to-a-wrong-one"))
+        await watched.cycle()
+        assert watched.up() == 0 and kube.ready(ns, "watched") == ("False", "AuthFailed")
+
+        # The label taken away: out of the watch at once, and refused like any unlabelled Secret.
+        kube.secret(ns, "kc-admin", opt_in=False, username=keycloak.admin_user, password=keycloak.admin_password)
+        await seen(watch, ns, "kc-admin", lambda secret: secret is None)
+        await watched.cycle()
+        assert kube.ready(ns, "watched") == ("False", "SecretNotOptedIn")
+
+        plane.kubectl("delete", "secret", "kc-admin", "-n", ns)
+        await watched.cycle()
+        assert kube.ready(ns, "watched") == ("False", "SecretNotFound")
+
+        kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+        await seen(watch, ns, "kc-admin", password(keycloak.admin_password))
+        await watched.recovered()
+
+        # The apiserver gone: the watch is not current, the Secret is read and that fails.
+        plane.kill("kube-apiserver")
+        try:
+            await seen(watch, ns, "kc-admin", lambda secret: secret is None)
+            await watched.cycle()
+            assert watched.up() == 0 and watched.errors("kubernetes") == 1
+            assert "Secret" in watched.message()
+        finally:
+            plane.resume("kube-apiserver")
+        await seen(watch, ns, "kc-admin", password(keycloak.admin_password))
+        await watched.recovered()
+        assert [event[1] for event in watched.events] == [
+            "Collected",
+            "AuthFailed",
+            "SecretNotOptedIn",
+            "SecretNotFound",
+            "Collected",
+        ]
 
 
 async def test_ca_secret_broken_then_fixed(plane, kube, keycloak, realm):

@@ -319,9 +319,11 @@ def test_namespaced_installs_grant_secrets_in_the_watched_namespaces_only(cluste
     assert can_i(cluster, ("keycloak-monitor", "keycloak-monitor"), "get", "secrets", "kcmns-elsewhere")
     for install, (account, watched) in installs.items():
         for namespace in watched:
-            assert can_i(cluster, account, "get", "secrets", namespace), (install, namespace)
+            for verb in ("get", "list", "watch"):  # the opted-in Secrets are watched, not read per cycle
+                assert can_i(cluster, account, verb, "secrets", namespace), (install, verb, namespace)
             assert can_i(cluster, account, "patch", "keycloakmonitors.monitoring.keycloak-monitor.io", namespace)
         for namespace in ("kcmns-elsewhere", "kube-system", "default"):
             assert not can_i(cluster, account, "get", "secrets", namespace), (install, namespace)
-            assert not can_i(cluster, account, "list", "secrets", namespace), (install, namespace)
+            for verb in ("list", "watch"):
+                assert not can_i(cluster, account, verb, "secrets", namespace), (install, verb, namespace)
         assert can_i(cluster, account, "create", "tokenreviews.authentication.k8s.io", "default"), install

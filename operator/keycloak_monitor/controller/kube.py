@@ -10,7 +10,7 @@ import binascii
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from kubernetes_asyncio import client, config
@@ -36,6 +36,10 @@ class SecretBody:
         return (_text(value) or None) if value else None
 
 
+class SecretLookup(Protocol):
+    def get(self, namespace: str, name: str) -> SecretBody | None: ...
+
+
 class Kube:
     def __init__(self, api: client.ApiClient, timeout: float = API_TIMEOUT) -> None:
         self.api = api  # for the reviews of metrics_auth
@@ -43,9 +47,15 @@ class Kube:
         self._custom = client.CustomObjectsApi(api)
         self._version = client.VersionApi(api)
         self.timeout = timeout
+        # The watched opted-in Secrets (secret_watch.py): a read found there costs no request.
+        self.secrets: SecretLookup | None = None
 
     async def read_secret(self, namespace: str, name: str) -> SecretBody:
-        """A Secret's labels and values; the values never leave this process in a log or error."""
+        """A Secret's labels and values; the values never leave this process in a log or error.
+        From the watch when it has the Secret, else from the apiserver (missing, not opted in,
+        or the watch not current), so every failure is still reported with its reason."""
+        if self.secrets is not None and (known := self.secrets.get(namespace, name)) is not None:
+            return known
         what = f"reading Secret {namespace}/{name}"
         try:
             async with self._deadline(what):

@@ -24,6 +24,7 @@ from .kube import API_TIMEOUT, connect
 from .liveness import ApiLiveness
 from .metrics_auth import KubernetesMetricsAuth
 from .process_metrics import register_task_gauge
+from .secret_watch import SecretWatch
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     async with connect() as kube:
+        secrets = kube.secrets = SecretWatch(kube.api, options.namespaces, options.watch_timeout)
         if options.peering:
             await kube.ensure_peering(options.peering, options.namespaces)
         push = PushRegistry()
@@ -142,6 +144,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
             async with asyncio.TaskGroup() as group:
                 probe = group.create_task(liveness.probe(kube, every=min(10.0, options.liveness_grace / 3)))
                 reload = group.create_task(files.watch()) if files else None
+                following = group.create_task(secrets.run())
                 try:
                     await kopf.operator(
                         registry=registry,
@@ -154,6 +157,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
                     )
                 finally:
                     probe.cancel()
+                    following.cancel()
                     if reload is not None:
                         reload.cancel()
         finally:
