@@ -12,6 +12,7 @@ so each is seen, delayed or failed on its own.
 
 import asyncio
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -29,6 +30,10 @@ class FaultProxy:
     upstream: str
     rules: list[_Rule] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # request targets, in arrival order
+    # Requests held at once, from the arrival of their body to the start of their answer:
+    # the client waits on each of them all along, so this never overcounts its concurrency.
+    in_flight: int = 0
+    most_in_flight: int = 0
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def __aenter__(self) -> "FaultProxy":
@@ -70,24 +75,18 @@ class FaultProxy:
                 (int(v) for k, _, v in (h.partition(":") for h in lines[1:]) if k.lower() == "content-length"), 0
             )
             body = await client_in.readexactly(length)
-            for rule in list(self.rules):
-                if rule.fragment not in target:
-                    continue
-                if rule.failures:
-                    rule.failures -= 1
-                    client_out.write(
-                        f"HTTP/1.1 {rule.status} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
-                    )
-                    await client_out.drain()
-                    return
-                await asyncio.sleep(rule.delay)
-            kept = [h for h in lines[1:] if h and h.split(":")[0].lower() not in ("connection", "keep-alive")]
-            request = "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode() + body
-            up_in, up_out = await asyncio.open_connection(self._host, self._port)
+            with self._held():
+                status = await self._apply_rules(target)
+                upstream = None if status else await self._ask_upstream(lines, body)
+            if upstream is None:
+                client_out.write(
+                    f"HTTP/1.1 {status} Injected\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
+                )
+                await client_out.drain()
+                return
+            up_in, up_out, answer_head = upstream
             try:
-                up_out.write(request)
-                await up_out.drain()
-                client_out.write(_closing(await up_in.readuntil(b"\r\n\r\n")))
+                client_out.write(_closing(answer_head))
                 while chunk := await up_in.read(65536):
                     client_out.write(chunk)
                     await client_out.drain()
@@ -99,6 +98,41 @@ class FaultProxy:
             client_out.close()
             with contextlib.suppress(ConnectionError):
                 await client_out.wait_closed()
+
+    @contextlib.contextmanager
+    def _held(self) -> Iterator[None]:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+
+    async def _apply_rules(self, target: str) -> int | None:
+        """The status to inject instead of forwarding, or None (after the matching delays)."""
+        for rule in list(self.rules):
+            if rule.fragment not in target:
+                continue
+            if rule.failures:
+                rule.failures -= 1
+                return rule.status
+            await asyncio.sleep(rule.delay)
+        return None
+
+    async def _ask_upstream(
+        self, lines: list[str], body: bytes
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+        """The request sent upstream on a connection of its own, and the head of its answer."""
+        kept = [h for h in lines[1:] if h and h.split(":")[0].lower() not in ("connection", "keep-alive")]
+        request = "\r\n".join([lines[0], *kept, "Connection: close", "", ""]).encode() + body
+        up_in, up_out = await asyncio.open_connection(self._host, self._port)
+        try:
+            up_out.write(request)
+            await up_out.drain()
+            return up_in, up_out, await up_in.readuntil(b"\r\n\r\n")
+        except BaseException:
+            up_out.close()
+            raise
 
 
 def _closing(head: bytes) -> bytes:

@@ -1,7 +1,6 @@
 """Async client of one realm's Admin REST API: auth, limits, request accounting, error causes."""
 
 import asyncio
-import functools
 import ssl
 from collections.abc import Callable
 from typing import Any
@@ -12,11 +11,13 @@ import httpx
 from .config import Credentials, MonitorSpec
 from .errors import CollectionError, Reason
 from .far_side import clean
-from .targets import TargetPolicy, guarded_transport
+from .http_pool import HttpPools
+from .targets import TargetPolicy
 from .tasks import all_of
-from .tokens import TokenProvider
+from .tokens import Account, TokenProvider
 
-# Requests in flight per monitor: enough to overlap latency, few enough to spare Keycloak.
+# Requests in flight per monitor: enough to overlap latency, few enough that one monitor
+# leaves most of its Keycloak's shared slots (http_pool.DEFAULT_MAX_REQUESTS) to the others.
 MAX_CONCURRENT_REQUESTS = 4
 
 # The realm-management role whose absence explains a 403 on each endpoint (as Keycloak 26
@@ -35,30 +36,15 @@ REQUIRED_ROLE = {
 RequestObserver = Callable[[str, str], None]  # (endpoint template, code)
 
 
-@functools.cache
-def _shared_context(verify: bool) -> ssl.SSLContext:
-    """httpx's own context for verify=True/False, made once: each costs about 1 MiB, which
-    monitors created and deleted by the hundred would otherwise leave in the heap."""
-    return httpx.create_ssl_context(verify=verify)
-
-
-def ssl_verify(spec: MonitorSpec, ca_data: str | None = None) -> ssl.SSLContext:
-    """TLS verification is on unless the spec says otherwise; a CA adds to the system store."""
-    if spec.tls.insecure_skip_verify:
-        return _shared_context(False)
-    if not (ca_data or spec.tls.ca_file):
-        return _shared_context(True)
-    context = ssl.create_default_context(cafile=spec.tls.ca_file, cadata=ca_data)
-    return context
-
-
 class AdminClient:
+    """A monitor's view of a shared pool: its own credentials, limits, timeout and accounting."""
+
     def __init__(
         self,
         spec: MonitorSpec,
         observe: RequestObserver,
         *,
-        ca_data: str | None = None,
+        pools: HttpPools | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         targets: TargetPolicy | None = None,
     ) -> None:
@@ -66,73 +52,81 @@ class AdminClient:
         self._observe = observe
         self._transport = transport
         self._targets = targets or TargetPolicy()
-        self._ca_data = ca_data
-        self._http = self._new_http()
+        self._pools = HttpPools() if pools is None else pools  # alone: a pool of its own
+        self._ca_data: str | None = None
+        self._pool = self._pools.acquire(spec, self._targets, transport=transport)
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
-        self._tokens = TokenProvider(self._send_form, spec.url, spec.auth_realm)
         self._credentials: Credentials | None = None
-        self._realm_path = f"/admin/realms/{quote(spec.realm, safe='')}"
+        self._account: Account | None = None  # of self._tokens, in self._pool
+        self._tokens: TokenProvider | None = None
+        self._realm_url = f"{spec.url}/admin/realms/{quote(spec.realm, safe='')}"
 
-    def _new_http(self) -> httpx.AsyncClient:
-        transport = self._transport or guarded_transport(
-            self._targets,
-            verify=ssl_verify(self.spec, self._ca_data),
-            limits=httpx.Limits(max_connections=MAX_CONCURRENT_REQUESTS),
-        )
-        return httpx.AsyncClient(
-            base_url=self.spec.url,
-            timeout=self.spec.timeout,
-            transport=transport,
-            headers={"Accept": "application/json", "User-Agent": "keycloak-monitor"},
-        )
-
-    def use_credentials(self, credentials: Credentials) -> None:
-        """Credentials are read before every collection, so a rotated Secret applies at once."""
+    async def use_credentials(self, credentials: Credentials) -> None:
+        """Credentials are read before every collection, so a rotated Secret applies at once:
+        other credentials mean another account, so another token."""
         self._credentials = credentials
+        account = Account.of(self.spec.url, self.spec.auth_realm, credentials)
+        if account != self._account:
+            await self._leave_account()
+            self._tokens = self._pool.tokens.acquire(
+                account, lambda: TokenProvider(self.spec.url, self.spec.auth_realm, credentials)
+            )
+            self._account = account
 
     async def use_ca(self, ca_data: str | None) -> None:
-        """A rotated CA bundle needs new connections: verification happens at handshake."""
+        """A rotated CA bundle needs other connections: verification happens at handshake."""
         if ca_data != self._ca_data:
-            previous, self._ca_data = self._ca_data, ca_data
-            try:
-                new = self._new_http()
-            except BaseException:
-                self._ca_data = previous  # retried next cycle, never silently kept
-                raise
-            old, self._http = self._http, new
-            await old.aclose()
+            pool = self._pools.acquire(self.spec, self._targets, ca_data, self._transport)
+            await self._leave_account()  # tokens live in their pool
+            previous, self._pool, self._ca_data = self._pool, pool, ca_data
+            await self._pools.release(previous)
+            if self._credentials is not None:
+                await self.use_credentials(self._credentials)
+
+    async def _leave_account(self) -> None:
+        """The last monitor of an account ends its Keycloak session."""
+        if self._account is not None:
+            account, self._account, self._tokens = self._account, None, None
+            provider = self._pool.tokens.release(account)
+            if provider is not None:
+                await provider.close(self._send_form)
 
     async def aclose(self) -> None:
-        await self._tokens.close()
-        await self._http.aclose()
+        try:
+            await self._leave_account()
+        finally:
+            await self._pools.release(self._pool)
 
     async def get(self, template: str, params: dict[str, Any] | None = None, **ids: str) -> Any:
         """GET a realm endpoint by its route template; one renewal and retry on 401."""
-        if self._credentials is None:
+        tokens = self._tokens
+        if tokens is None:
             raise CollectionError(Reason.CONFIG, "no credentials configured")
-        path = self._realm_path + template.format(**ids)
+        url = self._realm_url + template.format(**ids)
         for attempt in (1, 2):
-            token = await self._tokens.access_token(self._credentials)
+            token = await tokens.access_token(self._send_form)
             response = await self._request(
                 "GET",
-                path,
+                url,
                 template,
                 params=params,
                 headers={"Authorization": f"Bearer {token}"},
             )
             if response.status_code == 401 and attempt == 1:
-                self._tokens.invalidate()
+                tokens.invalidate(token)  # for every monitor of this account
                 continue
             return self._decode(response, template)
         raise AssertionError("unreachable")
 
-    async def _send_form(self, method: str, path: str, endpoint: str, data: dict[str, str]) -> httpx.Response:
-        return await self._request(method, path, endpoint, data=data)
+    async def _send_form(self, method: str, url: str, endpoint: str, data: dict[str, str]) -> httpx.Response:
+        return await self._request(method, url, endpoint, data=data)
 
-    async def _request(self, method: str, path: str, endpoint: str, **kwargs: Any) -> httpx.Response:
-        async with self._slots:
+    async def _request(self, method: str, url: str, endpoint: str, **kwargs: Any) -> httpx.Response:
+        # This monitor's share first, then the Keycloak's: a monitor waiting for a slot of
+        # its own never holds one of the slots all monitors of that Keycloak share.
+        async with self._slots, self._pool.slots:
             try:
-                response = await self._http.request(method, path, **kwargs)
+                response = await self._pool.http.request(method, url, timeout=self.spec.timeout, **kwargs)
             except httpx.TimeoutException:
                 self._observe(endpoint, "timeout")
                 raise CollectionError(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError
+from .http_pool import DEFAULT_MAX_REQUESTS
 from .logs import setup_logging
 from .spec_policy import SpecPolicy
 from .standalone import run_standalone
@@ -32,6 +33,24 @@ def _common(parser: argparse.ArgumentParser) -> None:
             help=f"monitors may connect to {what} hosts or networks (name, *.domain, CIDR; repeatable, "
             f"comma-separated; env {env}); link-local is always denied",
         )
+    env = "KEYCLOAK_MONITOR_MAX_REQUESTS_PER_KEYCLOAK"
+    parser.add_argument(
+        "--max-requests-per-keycloak",
+        type=_at_least_one,
+        default=os.environ.get(env) or None,  # a string default goes through `type` too
+        help=f"requests in flight to one Keycloak from all monitors together (default {DEFAULT_MAX_REQUESTS}; "
+        f"env {env}; standalone: overrides the file's maxRequestsPerKeycloak)",
+    )
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +128,8 @@ def _standalone(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, port=args.port)
     if args.state_dir:
         config = dataclasses.replace(config, state_dir=args.state_dir)
+    if args.max_requests_per_keycloak is not None:
+        config = dataclasses.replace(config, max_requests_per_keycloak=args.max_requests_per_keycloak)
     asyncio.run(run_standalone(config, host=args.host, targets=targets, web=web))
     return 0
 
@@ -127,6 +148,7 @@ def _operator(args: argparse.Namespace) -> int:
                 liveness_grace=args.liveness_grace,
                 peering=args.peering,
                 targets=_targets(args),
+                max_requests_per_keycloak=args.max_requests_per_keycloak or DEFAULT_MAX_REQUESTS,
                 spec_policy=SpecPolicy(restricted=args.restricted),
                 metrics_auth=args.metrics_auth == "kubernetes",
                 tls_cert_file=args.tls_cert_file,

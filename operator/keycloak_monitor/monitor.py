@@ -21,6 +21,7 @@ from .errors import CollectionError, Reason
 from .events import EventLimits, Persist
 from .exposition import MetricsStore, base_labels
 from .health import Health
+from .http_pool import HttpPools
 from .render import render_monitor
 from .snapshot import RealmSnapshot
 from .targets import TargetPolicy
@@ -54,15 +55,19 @@ class Monitor:
         transport: httpx.AsyncBaseTransport | None = None,
         health: Health | None = None,
         targets: TargetPolicy | None = None,
+        pools: HttpPools | None = None,
     ) -> None:
         """`stored_events`: the `status.events` (or state file) a previous process stored,
         resumed when taken on the same url and realm; `persist_events` stores a new one and
-        raises when it cannot (without it, counts live in memory only)."""
+        raises when it cannot (without it, counts live in memory only). `pools`: the
+        process's connections and tokens, shared with the other monitors of a Keycloak."""
         self.key, self.spec, self._store = key, spec, store
         # Passed in by an owner that outlives spec changes, so counters never restart.
         self.health = health or Health()
         self.targets = targets or TargetPolicy()  # where this monitor may connect, notifications included
-        self.api = AdminClient(spec, self.health.observe_request, transport=transport, targets=self.targets)
+        self.api = AdminClient(
+            spec, self.health.observe_request, pools=pools, transport=transport, targets=self.targets
+        )
         self.state = RealmState(
             spec,
             self.api,
@@ -82,8 +87,8 @@ class Monitor:
             # so the next one starts on time); every request waits at most as long.
             async with asyncio.timeout(self.spec.timeout):
                 credentials.validate()
-                self.api.use_credentials(credentials)
                 await self.api.use_ca(ca_data)
+                await self.api.use_credentials(credentials)
                 snapshot = await collect_realm(self.api, self.spec, self.state)
         except CollectionError as exc:
             return self.fail(exc, time.monotonic() - started)
@@ -131,7 +136,8 @@ class Monitor:
         self._store.publish(self.key, render_monitor(self._labels, self.health, snapshot))
 
     async def close(self) -> None:
-        """Remove every series of this monitor and end its Keycloak session."""
+        """Remove every series of this monitor; the last monitor of an account ends its Keycloak
+        session, the last of a pool closes its connections."""
         self._store.remove(self.key)
         await self.api.aclose()
 

@@ -10,6 +10,7 @@ from typing import Any
 from .config import Credentials
 from .events import EventLimits
 from .exposition import MetricsStore
+from .http_pool import HttpPools
 from .monitor import Monitor, run_every
 from .notify.attach import attach_notifier
 from .notify.notifier import Notifier, NotifySecrets
@@ -40,7 +41,8 @@ async def run_standalone(
             loop.add_signal_handler(sig, stop.set)
 
     store = MetricsStore()
-    monitors = [_monitor(entry, store, config.state_dir, targets) for entry in config.monitors]
+    pools = HttpPools(config.max_requests_per_keycloak)
+    monitors = [_monitor(entry, store, config.state_dir, targets, pools) for entry in config.monitors]
     web = web or WebConfig()
     app = make_app(store, guard=web)
     registry = PushRegistry()
@@ -102,7 +104,9 @@ def _notifier(monitor: Monitor, entry: StandaloneMonitor, state_dir: Path) -> No
     return attach_notifier(monitor, read_state(path), store, secrets)
 
 
-def _monitor(entry: StandaloneMonitor, store: MetricsStore, state_dir: Path, targets: TargetPolicy | None) -> Monitor:
+def _monitor(
+    entry: StandaloneMonitor, store: MetricsStore, state_dir: Path, targets: TargetPolicy | None, pools: HttpPools
+) -> Monitor:
     """A monitor whose event counts continue from its file in the state directory."""
     path = state_dir / f"{entry.key.namespace}_{entry.key.name}.events.json"
 
@@ -117,4 +121,5 @@ def _monitor(entry: StandaloneMonitor, store: MetricsStore, state_dir: Path, tar
         persist_events=store_events,
         event_limits=EventLimits(persist_every=0.0),  # a local file is cheap to write: after every page
         targets=targets,
+        pools=pools,
     )

@@ -3,6 +3,7 @@
 File shape (spec fields as in the CRD; credentials inline or named environment variables):
 
     port: 9091
+    maxRequestsPerKeycloak: 16   # requests in flight to one Keycloak, all monitors together
     monitors:
       - name: shop-customers
         url: https://sso.example.com
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from .config import ConfigError, Credentials, MonitorKey, MonitorSpec, parse_spec
+from .http_pool import DEFAULT_MAX_REQUESTS
 from .notify.notifier import NotifySecrets
 from .push.auth import PushCredentials
 
@@ -47,6 +49,7 @@ class StandaloneConfig:
     port: int
     monitors: tuple[StandaloneMonitor, ...]
     state_dir: Path = Path(DEFAULT_STATE_DIR)  # event counts and notification outboxes, files per monitor
+    max_requests_per_keycloak: int = DEFAULT_MAX_REQUESTS
 
 
 def _port(value: Any, field: str) -> int:
@@ -57,6 +60,12 @@ def _port(value: Any, field: str) -> int:
     if not 0 < port < 65536:
         raise ConfigError(field, f"must be a port number, got {port}")
     return port
+
+
+def _positive(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(field, f"must be a whole number of at least 1, got {value!r}")
+    return value
 
 
 def _secret_value(data: Mapping[str, Any], key: str, path: str, env: Mapping[str, str]) -> str | None:
@@ -155,6 +164,9 @@ def parse_config(data: Any, env: Mapping[str, str]) -> StandaloneConfig:
         monitors=parsed,
         # The environment variable wins over the file (and --state-dir over both, in cli).
         state_dir=Path(str(env.get(STATE_DIR_ENV) or data.get("stateDir") or DEFAULT_STATE_DIR)),
+        max_requests_per_keycloak=_positive(
+            data.get("maxRequestsPerKeycloak", DEFAULT_MAX_REQUESTS), "maxRequestsPerKeycloak"
+        ),
     )
 
 

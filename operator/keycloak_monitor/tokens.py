@@ -1,11 +1,16 @@
 """Access tokens for the Admin API: cached, renewed before expiry, re-issued when refresh fails.
 
 Each password grant opens a real session in the auth realm, so the token is reused and
-refreshed rather than re-issued per collection, and the session is ended on close.
+refreshed rather than re-issued per collection, and the session is ended on close. One
+token serves every monitor that logs in with the same account on the same Keycloak: it is
+renewed once for all of them, and a rejected one is dropped for all of them.
 """
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -21,9 +26,31 @@ TOKEN_ENDPOINT = "token"
 LOGOUT_ENDPOINT = "logout"
 DEFAULT_PUBLIC_CLIENT = "admin-cli"
 
-# (method, path, endpoint label, form data) -> response; counts the request and turns
-# transport failures into CollectionError.
+# (method, URL, endpoint label, form data) -> response; counts the request on the calling
+# monitor and turns transport failures into CollectionError.
 Send = Callable[[str, str, str, dict[str, str]], Awaitable[httpx.Response]]
+
+# Secrets are compared through a keyed digest: equal secrets share a token, a rotated or
+# different one never does, and the key is per process so a digest reveals nothing elsewhere.
+_DIGEST_KEY = secrets.token_bytes(32)
+
+
+@dataclass(frozen=True)
+class Account:
+    """Who a token belongs to: monitors with equal accounts share one token."""
+
+    url: str
+    auth_realm: str
+    grant: str
+    client_id: str
+    username: str
+    secret_digest: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, url: str, auth_realm: str, creds: Credentials) -> "Account":
+        secret = "\0".join((creds.password or "", creds.client_secret or "")).encode()
+        digest = hmac.new(_DIGEST_KEY, secret, hashlib.sha256).digest()
+        return cls(url, auth_realm, creds.grant, creds.client_id or "", creds.username or "", digest)
 
 
 @dataclass
@@ -52,39 +79,51 @@ def _client_fields(creds: Credentials) -> dict[str, str]:
 
 
 class TokenProvider:
-    def __init__(self, send: Send, base_url: str, auth_realm: str) -> None:
-        self._send = send
+    """The token of one account, for every monitor using it; each request goes through the
+    `send` of the monitor that needs it, so it is counted there and obeys its timeout."""
+
+    def __init__(self, base_url: str, auth_realm: str, creds: Credentials) -> None:
         self._base_url = base_url
         self._auth_realm = auth_realm
-        self._path = f"/realms/{quote(auth_realm, safe='')}/protocol/openid-connect"
+        self._creds = creds
+        self._url = f"{base_url}/realms/{quote(auth_realm, safe='')}/protocol/openid-connect"
         self._token: Token | None = None
-        self._creds: Credentials | None = None
         self._lock = asyncio.Lock()
+        self._logins = 0  # login attempts so far
+        self._rejected: CollectionError | None = None  # why the last login was refused
 
-    def invalidate(self) -> None:
-        """Forget the access token (after a 401); a refresh token, if any, is tried next."""
-        if self._token:
+    def invalidate(self, access: str) -> None:
+        """Forget this access token (answered 401); a refresh token, if any, is tried next.
+        A token renewed meanwhile by another monitor stays."""
+        if self._token and self._token.access == access:
             self._token.expires_at = 0.0
 
-    async def access_token(self, creds: Credentials) -> str:
+    async def access_token(self, send: Send) -> str:
+        logins = self._logins
         async with self._lock:
-            if creds != self._creds:
-                # Rotated credentials: the old token belongs to someone else now.
-                await self._logout()
-                self._token, self._creds = None, creds
+            if self._rejected is not None and self._logins != logins:
+                # Refused while we waited: the same credentials would be refused again, so
+                # the monitors waiting on one account do not send one login each.
+                raise self._rejected
             now = time.monotonic()
             if self._token and self._token.fresh(now):
                 return self._token.access
             if self._token and self._token.refreshable(now):
                 refreshed = await self._grant(
+                    send,
                     {"grant_type": "refresh_token", "refresh_token": self._token.refresh or ""},
-                    creds,
                     tolerate_rejection=True,
                 )
                 if refreshed:
                     self._token = refreshed
                     return refreshed.access
-            self._token = await self._grant(self._login_fields(creds), creds)
+            self._token, self._logins = None, self._logins + 1
+            try:
+                self._token = await self._grant(send, self._login_fields(self._creds))
+            except CollectionError as exc:
+                self._rejected = exc if exc.reason is Reason.AUTH else None
+                raise
+            self._rejected = None
             assert self._token is not None
             return self._token.access
 
@@ -98,16 +137,15 @@ class TokenProvider:
             }
         return {"grant_type": "client_credentials"}
 
-    async def _grant(
-        self, fields: dict[str, str], creds: Credentials, tolerate_rejection: bool = False
-    ) -> Token | None:
+    async def _grant(self, send: Send, fields: dict[str, str], tolerate_rejection: bool = False) -> Token | None:
         started = time.monotonic()
-        response = await self._send("POST", f"{self._path}/token", TOKEN_ENDPOINT, {**fields, **_client_fields(creds)})
+        data = {**fields, **_client_fields(self._creds)}
+        response = await send("POST", f"{self._url}/token", TOKEN_ENDPOINT, data)
         if response.status_code == 200:
             return self._parse(response, started)
         if tolerate_rejection and response.status_code in (400, 401):
             return None  # refresh token expired or revoked: fall back to a new login
-        raise self._rejection(response, creds)
+        raise self._rejection(response, self._creds)
 
     def _parse(self, response: httpx.Response, started: float) -> Token:
         try:
@@ -140,23 +178,19 @@ class TokenProvider:
         who = f"user '{creds.username}'" if creds.grant == "password" else f"client '{creds.client_id}'"
         return CollectionError(Reason.AUTH, f"credentials of {who} rejected by realm '{self._auth_realm}' ({detail})")
 
-    async def close(self) -> None:
+    async def close(self, send: Send) -> None:
+        """End our session in Keycloak (by its last user); best effort, a failure must not block a shutdown."""
         async with self._lock:
-            await self._logout()
-            self._token = None
-
-    async def _logout(self) -> None:
-        """End our session in Keycloak; best effort, a failure must not block a shutdown."""
-        token, creds = self._token, self._creds
-        if not token or not token.refresh or not creds:
-            return
-        with contextlib.suppress(CollectionError):
-            await self._send(
-                "POST",
-                f"{self._path}/logout",
-                LOGOUT_ENDPOINT,
-                {"refresh_token": token.refresh, **_client_fields(creds)},
-            )
+            token, self._token = self._token, None
+            if not token or not token.refresh:
+                return
+            with contextlib.suppress(CollectionError):
+                await send(
+                    "POST",
+                    f"{self._url}/logout",
+                    LOGOUT_ENDPOINT,
+                    {"refresh_token": token.refresh, **_client_fields(self._creds)},
+                )
 
 
 def _oauth_error(response: httpx.Response) -> str:

@@ -10,6 +10,7 @@ import kopf
 
 from ..config import MonitorKey, MonitorSpec
 from ..exposition import MetricsStore
+from ..http_pool import HttpPools
 from ..push.receiver import PushRegistry
 from ..push.target import PushTarget
 from ..spec_policy import SpecPolicy
@@ -32,6 +33,7 @@ def register(
     push: PushRegistry | None = None,
     targets: TargetPolicy | None = None,
     spec_policy: SpecPolicy | None = None,
+    pools: HttpPools | None = None,
 ) -> None:
     running: dict[MonitorKey, Supervisor] = {}
 
@@ -53,7 +55,7 @@ def register(
             kopf.event(body, type=type, reason=reason, message=message)
 
         key = MonitorKey(namespace, name)
-        supervisor = running[key] = Supervisor(key, body, kube, store, post_event, targets, spec_policy)
+        supervisor = running[key] = Supervisor(key, body, kube, store, post_event, targets, spec_policy, pools)
         target = _push_target(supervisor, kube, namespace)
         if push is not None:
             push.add(key, target)

@@ -13,6 +13,7 @@ import kopf
 
 from ..config import ConfigError
 from ..exposition import MetricsStore
+from ..http_pool import DEFAULT_MAX_REQUESTS, HttpPools
 from ..metrics_tls import CertificateFiles, self_signed_context
 from ..push.receiver import PushRegistry, add_push_routes
 from ..server import make_app, start_server
@@ -53,6 +54,7 @@ class OperatorOptions:
     liveness_grace: float = 120.0
     peering: str = ""  # a KopfPeering name: hot standby between replicas; empty: standalone
     targets: TargetPolicy = field(default_factory=TargetPolicy)
+    max_requests_per_keycloak: int = DEFAULT_MAX_REQUESTS  # all monitors of one Keycloak together
     spec_policy: SpecPolicy = field(default_factory=SpecPolicy)
     metrics_auth: bool = False  # /metrics only for tokens allowed `get` on it (TokenReview + SubjectAccessReview)
     tls_cert_file: Path | None = None
@@ -129,6 +131,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
             on_watch_event=liveness.answered,
             push=push,
             targets=options.targets,
+            pools=HttpPools(options.max_requests_per_keycloak),
             spec_policy=options.spec_policy,
         )
         guard = KubernetesMetricsAuth(kube.api) if options.metrics_auth else None

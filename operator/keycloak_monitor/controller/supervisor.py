@@ -16,6 +16,7 @@ from ..config import ConfigError, MonitorKey, parse_spec
 from ..errors import CollectionError, Reason
 from ..exposition import MetricsStore, base_labels
 from ..health import Health
+from ..http_pool import HttpPools
 from ..jitter import start_delay
 from ..monitor import Monitor, Outcome, run_every
 from ..render import render_monitor
@@ -47,10 +48,12 @@ class Supervisor:
         post_event: PostEvent,
         targets: TargetPolicy | None = None,
         spec_policy: SpecPolicy | None = None,
+        pools: HttpPools | None = None,
     ) -> None:
         self.key, self._body, self._kube, self._store, self._post_event = key, body, kube, store, post_event
         self._targets = targets
         self._spec_policy = spec_policy or SpecPolicy()
+        self._pools = pools  # shared with the other monitors: a spec change releases its pool
         self.monitor: Monitor | None = None
         # Outlives spec changes and invalid specs: counters and the histogram never restart.
         self.health = Health()
@@ -135,6 +138,7 @@ class Supervisor:
             persist_events=self._store_events,
             health=self.health,
             targets=self._targets,
+            pools=self._pools,
         )
         if self.notifications is not None:
             self.notifications.attach(self.monitor)

@@ -1,0 +1,132 @@
+"""Many monitors of one Keycloak: one pool, one token per account, a bound on requests in
+flight for the whole process; counted at a loopback proxy in front of the real Keycloak."""
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from keycloak_monitor.config import Credentials, MonitorKey, parse_spec
+from keycloak_monitor.errors import Reason
+from keycloak_monitor.exposition import MetricsStore
+from keycloak_monitor.http_pool import HttpPools
+from keycloak_monitor.monitor import Monitor, Outcome
+from tests.proxy import FaultProxy
+from tests.realms import PASSWORD, Realm, make_realm
+from tests.testbed.keycloak import KeycloakAdmin
+
+pytestmark = pytest.mark.keycloak
+
+VIEW_ROLES = ("view-realm", "view-users", "view-clients", "view-events")
+TOKEN_PATH = "/protocol/openid-connect/token"
+
+
+def monitor_account(kc_admin: KeycloakAdmin, realm: Realm) -> str:
+    """A user of the observed realm allowed to read it: its sessions are the monitors' logins."""
+    user_id = kc_admin.create_user(realm.name, "watcher", PASSWORD)
+    kc_admin.grant_user_realm_management_roles(realm.name, user_id, VIEW_ROLES)
+    return user_id
+
+
+def monitors(url: str, realm: str, count: int, pools: HttpPools, store: MetricsStore) -> list[Monitor]:
+    spec = parse_spec({"url": url, "realm": realm, "authRealm": realm, "interval": "30s", "timeout": "20s"})
+    return [Monitor(MonitorKey("pool", f"m{i}"), spec, store, pools=pools) for i in range(count)]
+
+
+async def collect_all(group: Sequence[Monitor], credentials: Credentials | Sequence[Credentials]) -> list[Outcome]:
+    each = [credentials] * len(group) if isinstance(credentials, Credentials) else credentials
+    return await asyncio.gather(*(m.collect(c) for m, c in zip(group, each, strict=True)))
+
+
+def token_requests(proxy: FaultProxy) -> int:
+    return sum(TOKEN_PATH in target for target in proxy.seen)
+
+
+def sessions_of(kc_admin: KeycloakAdmin, realm: str, user_id: str) -> int:
+    return len(kc_admin.get(f"/{realm}/users/{user_id}/sessions"))
+
+
+async def test_monitors_of_one_account_share_one_pool_one_login_and_a_revoked_token(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "shared")
+    watcher = monitor_account(kc_admin, realm)
+    credentials = Credentials(username="watcher", password=PASSWORD)
+    pools, store = HttpPools(), MetricsStore(False)
+    async with FaultProxy(keycloak.base_url) as proxy:
+        group = monitors(proxy.url, realm.name, 5, pools, store)
+        for _ in range(2):
+            outcomes = await collect_all(group, credentials)
+            assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        assert len(pools) == 1
+        assert token_requests(proxy) == 1  # one login for 5 monitors x 2 collections
+        assert sessions_of(kc_admin, realm.name, watcher) == 1  # one Keycloak session, not 5
+
+        # Revoked: each monitor's next request answers 401; the first renewal serves them all
+        # (a refresh the ended session refuses, then one login).
+        kc_admin.request("POST", f"/{realm.name}/users/{watcher}/logout")
+        outcomes = await collect_all(group, credentials)
+        assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+        assert token_requests(proxy) == 3
+        assert sessions_of(kc_admin, realm.name, watcher) == 1
+
+        await asyncio.gather(*(m.close() for m in group[:-1]))
+        assert len(pools) == 1 and sessions_of(kc_admin, realm.name, watcher) == 1  # one monitor still uses them
+        await group[-1].close()
+        assert len(pools) == 0  # its connections closed with the last monitor
+        assert sessions_of(kc_admin, realm.name, watcher) == 0  # and its Keycloak session ended
+
+
+async def test_requests_in_flight_to_one_keycloak_stay_within_the_bound(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "bound")
+    monitor_account(kc_admin, realm)
+    pools, store = HttpPools(max_requests=2), MetricsStore(False)
+    async with FaultProxy(keycloak.base_url) as proxy:
+        proxy.delay("/admin/realms/", 0.1)  # requests overlap: 6 monitors could hold 24 at once
+        group = monitors(proxy.url, realm.name, 6, pools, store)
+        outcomes = await collect_all(group, Credentials(username="watcher", password=PASSWORD))
+        assert all(o.ok and o.snapshot is not None and o.snapshot.users == 4 for o in outcomes), outcomes
+        assert proxy.most_in_flight == 2
+        await asyncio.gather(*(m.close() for m in group))
+    assert len(pools) == 0
+
+
+async def test_a_wrong_password_never_shares_nor_spoils_the_right_ones_token(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "apart")
+    watcher = monitor_account(kc_admin, realm)
+    right, wrong = Credentials(username="watcher", password=PASSWORD), Credentials(username="watcher", password="x")
+    pools, store = HttpPools(), MetricsStore(False)
+    async with FaultProxy(keycloak.base_url) as proxy:
+        good, bad = monitors(proxy.url, realm.name, 2, pools, store)
+        for round_ in (1, 2):
+            outcomes = await collect_all((good, bad), (right, wrong))
+            assert outcomes[0].ok, outcomes[0].error
+            assert outcomes[1].error is not None and outcomes[1].error.reason is Reason.AUTH
+            assert token_requests(proxy) == 1 + round_  # the right login once, the wrong one every time
+        # The wrong password fixed (a rotated Secret): it joins the right one's token.
+        assert (await bad.collect(right)).ok
+        assert token_requests(proxy) == 3
+        assert sessions_of(kc_admin, realm.name, watcher) == 1
+        await good.close()
+        await bad.close()
+    assert len(pools) == 0
+
+
+async def test_another_ca_moves_a_monitor_to_another_pool_and_closes_the_old_one(keycloak, kc_admin):
+    realm = make_realm(kc_admin, "trust")
+    monitor_account(kc_admin, realm)
+    credentials = Credentials(username="watcher", password=PASSWORD)
+    pools, store = HttpPools(), MetricsStore(False)
+    spec = parse_spec({"url": keycloak.https_url, "realm": realm.name, "authRealm": realm.name})
+    first, second = (Monitor(MonitorKey("pool", name), spec, store, pools=pools) for name in ("a", "b"))
+    ca = keycloak.ca_file.read_text()
+    assert all(o.ok for o in await asyncio.gather(first.collect(credentials, ca), second.collect(credentials, ca)))
+    shared = first.api._pool
+    assert second.api._pool is shared and len(pools) == 1
+
+    # The system store does not trust Keycloak's certificate: that monitor alone fails.
+    failed = await second.collect(credentials, None)
+    assert failed.error is not None and failed.error.reason is Reason.CONNECT
+    assert len(pools) == 2 and (await first.collect(credentials, ca)).ok
+    await first.close()
+    assert shared.http.is_closed and len(pools) == 1
+    await second.close()
+    assert len(pools) == 0
