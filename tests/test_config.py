@@ -48,6 +48,7 @@ def test_file_credentials_come_inline_or_from_the_environment():
     config = parse_config(
         {
             "port": 9100,
+            "maxRequestsPerKeycloak": 4,
             "monitors": [
                 {**BASE, "name": "a", "credentials": {"username": "u", "passwordEnv": "PW"}},
                 {**BASE, "name": "b", "credentials": {"clientId": "svc", "clientSecret": "x"}},
@@ -55,7 +56,7 @@ def test_file_credentials_come_inline_or_from_the_environment():
         },
         {"PW": "from-env"},
     )
-    assert config.port == 9100
+    assert config.port == 9100 and config.max_requests_per_keycloak == 4
     assert config.monitors[0].credentials.password == "from-env"
     assert config.monitors[1].credentials.grant == "client_credentials"
     assert str(config.monitors[0].key) == "standalone/a"
@@ -78,6 +79,14 @@ def test_bad_file_names_the_field(monitor, env, field):
     with pytest.raises(ConfigError) as err:
         parse_config({"monitors": [monitor]}, env)
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("bound", [0, -1, "8", True])
+def test_the_bound_on_requests_per_keycloak_is_a_positive_number(bound):
+    monitor = {**BASE, "name": "a", "credentials": {"clientId": "c", "clientSecret": "s"}}
+    with pytest.raises(ConfigError) as err:
+        parse_config({"maxRequestsPerKeycloak": bound, "monitors": [monitor]}, {})
+    assert err.value.field == "maxRequestsPerKeycloak"
 
 
 def test_the_seed_exporters_variables_define_one_monitor():

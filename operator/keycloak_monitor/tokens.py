@@ -117,13 +117,13 @@ class TokenProvider:
                 if refreshed:
                     self._token = refreshed
                     return refreshed.access
-            self._token, self._logins = None, self._logins + 1
+            self._token, self._rejected, self._logins = None, None, self._logins + 1
             try:
                 self._token = await self._grant(send, self._login_fields(self._creds))
             except CollectionError as exc:
-                self._rejected = exc if exc.reason is Reason.AUTH else None
+                if exc.reason is Reason.AUTH:
+                    self._rejected = exc
                 raise
-            self._rejected = None
             assert self._token is not None
             return self._token.access
 
