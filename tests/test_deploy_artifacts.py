@@ -733,6 +733,7 @@ def test_helm_values_shape_the_operator(helm: Path) -> None:
         "watch.selector=shard=a",
         "logFormat=json",
         "image.tag=0.2.0",
+        "maxRequestsPerKeycloak=32",
     )
     objects = by_kind([d for d in docs if d["kind"] != "RoleBinding"])
     container = operator_container(objects[("Deployment", "keycloak-monitor")])
@@ -749,6 +750,8 @@ def test_helm_values_shape_the_operator(helm: Path) -> None:
         "9091",
         "--peering",
         "keycloak-monitor",
+        "--max-requests-per-keycloak",
+        "32",
         "--log-format",
         "json",
         "--metrics-auth",
