@@ -21,6 +21,7 @@ venv: $(STAMP)
 
 provision: venv
 	$(PY) -m tests.testbed.keycloak fetch
+	$(PY) -m tests.testbed.keycloak fetch --compat
 	$(PY) -m tests.testbed.keycloak_events fetch
 	$(PY) -m tests.testbed.kube fetch
 	$(PY) -m tests.testbed.tools fetch

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer, ensure_distribution
+from tests.testbed.keycloak import KEYCLOAK_COMPAT_VERSION, KeycloakAdmin, KeycloakServer, ensure_distribution
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +25,20 @@ def keycloak() -> Iterator[KeycloakServer]:
 @pytest.fixture(scope="session")
 def kc_admin(keycloak: KeycloakServer) -> Iterator[KeycloakAdmin]:
     with KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password) as admin:
+        yield admin
+
+
+@pytest.fixture(scope="session")
+def old_keycloak() -> Iterator[KeycloakServer]:
+    """The older Keycloak line (KEYCLOAK_COMPAT_VERSION, before 26.2's /events), started once
+    for the tests that need it."""
+    with KeycloakServer(ensure_distribution(KEYCLOAK_COMPAT_VERSION), https=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def old_admin(old_keycloak: KeycloakServer) -> Iterator[KeycloakAdmin]:
+    with KeycloakAdmin(old_keycloak.base_url, old_keycloak.admin_user, old_keycloak.admin_password) as admin:
         yield admin
 
 

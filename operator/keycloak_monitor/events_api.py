@@ -6,16 +6,26 @@ time of the previous page's last event, again, because the order among events of
 millisecond is not stable from one query to the next and an offset could skip one. The
 ids kept by the caller drop what is read twice.
 
-Servers before 26.2 (22 to 26.1) only take a day as `dateFrom` and answer newest first.
-There a catch-up (newest event down to the window start) is read whole before anything is
-counted, since the oldest events come last; one bigger than MAX_LEGACY_PAGES is read a day
-at a time instead (`dateTo`), and a single day bigger than that is reported.
+Servers before 26.2 (22 to 26.1) only take a day as `dateFrom` (`dateTo=D` ends at D's
+midnight) and answer newest first. There a catch-up (newest event down to the window start)
+is read whole before anything is counted, since the oldest events come last; one bigger than
+MAX_LEGACY_PAGES is read a day at a time instead (`dateTo`), and a single day bigger than that
+is reported. Events stored meanwhile push the next page's events down: each page after the
+first starts a few events early (LEGACY_OVERLAP) and is matched against the end of what was
+read, so what it repeats is dropped however many events arrived meanwhile.
+
+Keycloak 25 (and older) stores events without an id: twins (the same failed login of one
+user, twice in one millisecond) differ only by their number. An event without id is named by a digest of its
+content and, for the second twin on, its rank among them in one whole read of the window
+(which holds every twin, as they share their millisecond), so each is counted once.
 """
 
 import hashlib
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,18 +37,52 @@ ADMIN_EVENTS = "/admin-events"
 PAGE_SIZE = 500
 TIE_PAGE_SIZE = 10_000  # events of one millisecond, read in one request when a page is all ties
 MAX_LEGACY_PAGES = 100
+LEGACY_OVERLAP = 50  # events each newest-first page re-reads of the previous one (at most half a page)
 MAX_EMPTY_DAYS = 60  # quiet days skipped per cycle when a backlog is read a day at a time
 DAY_MS = 86_400_000
 
 Event = Mapping[str, Any]
 
+log = logging.getLogger(__name__)
+
 
 def event_id(event: Event) -> str:
-    """Keycloak 22+ gives each event an id; older ones are identified by their content."""
+    """Keycloak 26 gives each event an id; without one (25 and older) its content names it
+    (with_ids tells twins apart)."""
     if event.get("id"):
         return str(event["id"])
     canonical = json.dumps(event, sort_keys=True, default=str).encode()
     return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def with_ids(events: Sequence[Event]) -> list[Event]:
+    """`events` (one whole read) with an id on each: twins without one get their rank after
+    the digest, the first keeps the bare digest (what earlier versions of this code stored)."""
+    rank: Counter[str] = Counter()
+    named = []
+    for event in events:
+        if event.get("id"):
+            named.append(event)
+            continue
+        digest = event_id(event)
+        rank[digest] += 1
+        named.append({**event, "id": digest if rank[digest] == 1 else f"{digest}-{rank[digest]}"})
+    return named
+
+
+def _continuation(read_ids: Sequence[str], page: Sequence[Event], first: int) -> list[Event]:
+    """What `page` (asked from offset `first`, newest first) adds to a read whose ids are
+    `read_ids`: with `shift` events stored since, it repeats the read from first - shift on,
+    found by comparing ids. The smallest shift that fits wins; when none up to a page does
+    (a flood of arrivals, or the server ordered one millisecond's events differently this
+    time), whatever the read already holds is dropped."""
+    page_ids = [event_id(e) for e in page]
+    for shift in range(min(first, len(page)) + 1):
+        repeated = read_ids[first - shift :]
+        if page_ids[: len(repeated)] == repeated[: len(page_ids)]:
+            return list(page[len(repeated) :])
+    known = set(read_ids)
+    return [e for e, i in zip(page, page_ids, strict=True) if i not in known]
 
 
 def event_time(event: Event) -> int:
@@ -80,6 +124,7 @@ class EventSource:
             except CollectionError as exc:
                 if exc.reason is not Reason.INVALID_RESPONSE:
                     raise
+                log.info("%s: Keycloak before 26.2 (a day as dateFrom): reading newest first", self.template)
                 self.ascending = False
         return self.ascending
 
@@ -93,7 +138,7 @@ class EventSource:
             params: dict[str, Any] = {"dateFrom": at, "dateTo": at, "first": 0, "max": TIE_PAGE_SIZE}
             return await _list(self.api, self.template, params)
         recent = await _list(self.api, self.template, {"dateFrom": _day(at, -1), "first": 0, "max": self.page_size})
-        return [e for e in recent if event_time(e) == at]
+        return with_ids([e for e in recent if event_time(e) == at])
 
     async def forward(self, start: int) -> AsyncIterator[tuple[list[Event], bool]]:
         """Pages of events from `start` (epoch ms) on, oldest first (26.2+); each with
@@ -135,14 +180,17 @@ class EventSource:
 
     async def _newest_first(self, start: int, upto: int | None) -> list[Event] | None:
         params: dict[str, Any] = {"dateFrom": _day(start, -1)} if start else {}
-        if upto is not None:  # inclusive, in the server's zone: a day later covers any zone
+        if upto is not None:  # D's midnight in the server's zone: a prefix from `start`, whatever the zone
             params["dateTo"] = _day(upto, +1)
-        found: list[Event] = []
-        for number in range(MAX_LEGACY_PAGES):
-            page = await _list(
-                self.api, self.template, {**params, "first": number * self.page_size, "max": self.page_size}
-            )
-            found.extend(e for e in page if event_time(e) >= start)
-            if len(page) < self.page_size or (page and event_time(page[-1]) < start):
-                return found
+        read: list[Event] = []  # newest first, each event once
+        ids: list[str] = []
+        overlap = min(LEGACY_OVERLAP, self.page_size // 2)
+        for _ in range(MAX_LEGACY_PAGES):
+            first = max(0, len(read) - overlap)
+            page = await _list(self.api, self.template, {**params, "first": first, "max": self.page_size})
+            fresh = _continuation(ids, page, first) if read else page
+            read += fresh
+            ids += (event_id(e) for e in fresh)
+            if len(page) < self.page_size or (read and event_time(read[-1]) < start):
+                return with_ids([e for e in read if event_time(e) >= start])
         return None

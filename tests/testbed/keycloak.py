@@ -80,6 +80,11 @@ log = logging.getLogger(__name__)
 # The newest 26.x on Maven Central (maven-metadata.xml, checked 2026-11); KEYCLOAK_VERSION overrides.
 DEFAULT_VERSION = "26.7.3"
 KEYCLOAK_VERSION = os.environ.get("KEYCLOAK_VERSION") or DEFAULT_VERSION
+# The older line, before 26.2 changed /events (no direction=asc, dateFrom a day only): 25.0 is
+# the oldest that takes start-dev's options as they are here (its management interface, where
+# health lives, came in 25.0) and it runs on Java 17. KEYCLOAK_COMPAT_VERSION overrides.
+DEFAULT_COMPAT_VERSION = "25.0.6"
+KEYCLOAK_COMPAT_VERSION = os.environ.get("KEYCLOAK_COMPAT_VERSION") or DEFAULT_COMPAT_VERSION
 MAVEN = "https://repo.maven.apache.org/maven2/org/keycloak/keycloak-quarkus-dist"
 
 # Build-time options: start-dev re-runs Quarkus' augmentation (~20 s, rewriting lib/quarkus in the
@@ -210,6 +215,11 @@ class KeycloakServer:
         self.https_url = f"https://127.0.0.1:{self.https_port}"
 
     @property
+    def version(self) -> str:
+        """The distribution's version: every home is named keycloak-<version>, as unpacked."""
+        return self.home.name.removeprefix("keycloak-")
+
+    @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
@@ -237,12 +247,11 @@ class KeycloakServer:
 
     def _environment(self) -> dict[str, str]:
         # JAVA_OPTS_KC_HEAP and JAVA_OPTS_APPEND from the caller's environment still win.
-        return {
-            "JAVA_OPTS_KC_HEAP": JVM_HEAP,
-            **os.environ,
-            "KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user,
-            "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
-        }
+        if int(self.version.split(".")[0]) >= 26:
+            admin = {"KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password}
+        else:  # before 26.0
+            admin = {"KEYCLOAK_ADMIN": self.admin_user, "KEYCLOAK_ADMIN_PASSWORD": self.admin_password}
+        return {"JAVA_OPTS_KC_HEAP": JVM_HEAP, **os.environ, **admin}
 
     def _make_certificate(self) -> None:
         if self.ca_file.exists():
@@ -682,12 +691,12 @@ def fetch(version: str = KEYCLOAK_VERSION) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
-    if args != ["fetch"]:
-        sys.exit("usage: python -m tests.testbed.keycloak fetch")
+    if args not in (["fetch"], ["fetch", "--compat"]):
+        sys.exit("usage: python -m tests.testbed.keycloak fetch [--compat]  (--compat: the older line)")
     logging.basicConfig(format="%(message)s")  # our progress on stderr, not httpx's requests
     log.setLevel(logging.INFO)
     try:
-        print(fetch(), flush=True)
+        print(fetch(KEYCLOAK_COMPAT_VERSION if "--compat" in args else KEYCLOAK_VERSION), flush=True)
     except RuntimeError as exc:
         sys.exit(f"error: {exc}")
 

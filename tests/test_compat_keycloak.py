@@ -1,0 +1,122 @@
+"""The product against the older Keycloak line the test bed also runs (KEYCLOAK_COMPAT_VERSION,
+25.0.6 by default): users on Keycloak 22 to 26.1 get the same numbers as on 26.x.
+
+What that line answers differently (asserted below, where the product relies on it):
+- /events and /admin-events reject a millisecond `dateFrom` with 400 (a day only), ignore
+  `direction=asc` (always newest first), and `dateTo=D` ends at D's midnight (D excluded);
+- their events carry no `id` (added in 26.1), so identical failed logins of one user in one
+  millisecond are indistinguishable but for their number;
+- a password grant with offline_access makes an online session too (26.x: offline only).
+"""
+
+import json
+import time
+from collections import Counter
+
+import pytest
+
+from keycloak_monitor.config import MonitorKey, parse_spec
+from keycloak_monitor.events import EventLimits
+from keycloak_monitor.exposition import MetricsStore
+from keycloak_monitor.monitor import Monitor
+from tests.realms import PASSWORD, failed_logins, make_realm, stored_events
+from tests.test_collect_keycloak import admin_credentials, value
+from tests.test_events_keycloak import ERRORS
+from tests.testbed.keycloak import KeycloakAdmin, KeycloakAdminError, KeycloakServer
+
+pytestmark = pytest.mark.keycloak
+
+
+def old_monitor(server: KeycloakServer, realm: str, store: MetricsStore, **kwargs: object) -> Monitor:
+    spec = parse_spec({"url": server.base_url, "realm": realm, "interval": "30s", "timeout": "20s"})
+    return Monitor(MonitorKey("test", "old"), spec, store, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_sessions_and_users_are_exact_on_the_older_line(old_keycloak: KeycloakServer, old_admin: KeycloakAdmin):
+    realm = make_realm(old_admin, "old-sessions")
+    old_admin.login(realm.name, "web", "user0", PASSWORD)
+    old_admin.login(realm.name, "web", "user0", PASSWORD)  # a second session of the same user
+    old_admin.login(realm.name, "app", "user1", PASSWORD)
+    old_admin.login(realm.name, "app", "user2", PASSWORD, offline=True)
+    app = old_admin.client_uuid(realm.name, "app")
+    online_app = {s["username"] for s in old_admin.get(f"/{realm.name}/clients/{app}/user-sessions")}
+    assert online_app == {"user1", "user2"}  # the offline grant made an online session too (26.x: not)
+
+    store = MetricsStore(False)
+    monitor = old_monitor(old_keycloak, realm.name, store)
+    outcome = await monitor.collect(admin_credentials(old_keycloak))
+    assert outcome.ok, outcome.error
+    assert value(store, 'keycloak_active_sessions{client_id="web"}') == 2
+    assert value(store, 'keycloak_active_sessions{client_id="app"}') == 2
+    assert value(store, 'keycloak_offline_sessions{client_id="app"}') == 1
+    assert value(store, 'keycloak_offline_sessions{client_id="web"}') == 0
+    assert value(store, 'keycloak_active_sessions{client_id="account"}') == 0
+    assert value(store, "keycloak_user_sessions") == 4
+    assert value(store, "keycloak_connected_users") == 3
+    assert value(store, "keycloak_users") == 3
+    await monitor.close()
+
+
+def identical_groups(events: list[dict]) -> int:
+    """How many events have an exact twin (same millisecond, same content)."""
+    return sum(n for n in Counter(json.dumps(e, sort_keys=True) for e in events).values() if n > 1)
+
+
+async def test_events_are_counted_exactly_once_through_newest_first_pages_and_a_restart(
+    old_keycloak: KeycloakServer, old_admin: KeycloakAdmin
+):
+    realm = make_realm(old_admin, "old-events")
+    name = realm.name
+    stored: list[dict] = []
+
+    async def persist(data: dict) -> None:
+        stored.append(data)
+
+    limits = EventLimits(page_size=20, persist_every=0)  # several pages per read
+    store = MetricsStore(False)
+    creds = admin_credentials(old_keycloak)
+    first = old_monitor(old_keycloak, name, store, persist_events=persist, event_limits=limits)
+    assert (await first.collect(creds)).ok  # counting starts here: the realm's setup is not counted
+
+    made = 0
+    for _ in range(5):  # until two failed logins are exact twins, which only their number tells apart
+        failed_logins(old_admin, name, 100, concurrency=24)
+        made += 100
+        errors = stored_events(old_admin, name, type="LOGIN_ERROR")
+        if identical_groups(errors):
+            break
+    assert identical_groups(errors) and len(errors) == made
+    assert not any("id" in e for e in errors)
+    with pytest.raises(KeycloakAdminError) as refused:
+        old_admin.get(f"/{name}/events", dateFrom=errors[0]["time"])
+    assert refused.value.status == 400  # a day only
+    asc = [e["time"] for e in old_admin.get(f"/{name}/events", direction="asc", max=50)]
+    assert asc == sorted(asc, reverse=True)  # direction ignored
+    today = time.strftime("%Y-%m-%d", time.localtime(errors[0]["time"] / 1000))  # the server's zone is ours
+    assert old_admin.get(f"/{name}/events", dateTo=today) == []  # dateTo=D ends at D's midnight
+
+    for username in ("user0", "user1"):
+        old_admin.login(name, "web", username, PASSWORD)
+    for i in range(3):
+        old_admin.create_user(name, f"later{i}", PASSWORD)
+    assert (await first.collect(creds)).ok
+    sources = first.state.events.sources
+    assert sources["user"].ascending is False and sources["admin"].ascending is False  # the newest-first path
+    assert value(store, ERRORS) == made
+    assert value(store, 'keycloak_realm_user_events_total{client_id="web",event="LOGIN"}') == 2
+    created = 'keycloak_realm_admin_events_total{operation="CREATE",resource_type="USER"}'
+    assert value(store, created) == 3
+    assert (await first.collect(creds)).ok  # the window read again: nothing counted twice
+    assert value(store, ERRORS) == made
+    await first.close()
+
+    failed_logins(old_admin, name, 40)  # while no monitor runs
+    restarted = MetricsStore(False)
+    second = old_monitor(
+        old_keycloak, name, restarted, stored_events=stored[-1], persist_events=persist, event_limits=limits
+    )
+    for _ in range(2):
+        assert (await second.collect(creds)).ok
+    assert value(restarted, ERRORS) == made + 40 == len(stored_events(old_admin, name, type="LOGIN_ERROR"))
+    assert value(restarted, created) == 3
+    await second.close()
