@@ -9,6 +9,7 @@ What that line answers differently (asserted below, where the product relies on 
 - a password grant with offline_access makes an online session too (26.x: offline only).
 """
 
+import asyncio
 import json
 import time
 from collections import Counter
@@ -19,6 +20,7 @@ from keycloak_monitor.config import MonitorKey, parse_spec
 from keycloak_monitor.events import EventLimits
 from keycloak_monitor.exposition import MetricsStore
 from keycloak_monitor.monitor import Monitor
+from tests.proxy import FaultProxy
 from tests.realms import PASSWORD, failed_logins, make_realm, stored_events
 from tests.test_collect_keycloak import admin_credentials, value
 from tests.test_events_keycloak import ERRORS
@@ -27,8 +29,8 @@ from tests.testbed.keycloak import KeycloakAdmin, KeycloakAdminError, KeycloakSe
 pytestmark = pytest.mark.keycloak
 
 
-def old_monitor(server: KeycloakServer, realm: str, store: MetricsStore, **kwargs: object) -> Monitor:
-    spec = parse_spec({"url": server.base_url, "realm": realm, "interval": "30s", "timeout": "20s"})
+def old_monitor(url: str, realm: str, store: MetricsStore, **kwargs: object) -> Monitor:
+    spec = parse_spec({"url": url, "realm": realm, "interval": "120s", "timeout": "60s"})  # a busy machine
     return Monitor(MonitorKey("test", "old"), spec, store, **kwargs)  # type: ignore[arg-type]
 
 
@@ -43,7 +45,7 @@ async def test_sessions_and_users_are_exact_on_the_older_line(old_keycloak: Keyc
     assert online_app == {"user1", "user2"}  # the offline grant made an online session too (26.x: not)
 
     store = MetricsStore(False)
-    monitor = old_monitor(old_keycloak, realm.name, store)
+    monitor = old_monitor(old_keycloak.base_url, realm.name, store)
     outcome = await monitor.collect(admin_credentials(old_keycloak))
     assert outcome.ok, outcome.error
     assert value(store, 'keycloak_active_sessions{client_id="web"}') == 2
@@ -75,7 +77,7 @@ async def test_events_are_counted_exactly_once_through_newest_first_pages_and_a_
     limits = EventLimits(page_size=20, persist_every=0)  # several pages per read
     store = MetricsStore(False)
     creds = admin_credentials(old_keycloak)
-    first = old_monitor(old_keycloak, name, store, persist_events=persist, event_limits=limits)
+    first = old_monitor(old_keycloak.base_url, name, store, persist_events=persist, event_limits=limits)
     assert (await first.collect(creds)).ok  # counting starts here: the realm's setup is not counted
 
     made = 0
@@ -113,10 +115,35 @@ async def test_events_are_counted_exactly_once_through_newest_first_pages_and_a_
     failed_logins(old_admin, name, 40)  # while no monitor runs
     restarted = MetricsStore(False)
     second = old_monitor(
-        old_keycloak, name, restarted, stored_events=stored[-1], persist_events=persist, event_limits=limits
+        old_keycloak.base_url, name, restarted, stored_events=stored[-1], persist_events=persist, event_limits=limits
     )
     for _ in range(2):
         assert (await second.collect(creds)).ok
     assert value(restarted, ERRORS) == made + 40 == len(stored_events(old_admin, name, type="LOGIN_ERROR"))
     assert value(restarted, created) == 3
     await second.close()
+
+
+async def test_events_stored_while_newest_first_pages_are_read_are_counted_once(
+    old_keycloak: KeycloakServer, old_admin: KeycloakAdmin
+):
+    name = make_realm(old_admin, "old-arrivals").name
+    creds = admin_credentials(old_keycloak)
+    store = MetricsStore(False)
+    async with FaultProxy(old_keycloak.base_url) as proxy:
+        monitor = old_monitor(proxy.url, name, store, event_limits=EventLimits(page_size=40))
+        assert (await monitor.collect(creds)).ok
+        failed_logins(old_admin, name, 200)
+        proxy.delay("/events?", 0.3)  # ten pages over three seconds ...
+
+        def arrive() -> None:  # ... while more are stored, pushing the unread ones down
+            time.sleep(0.5)
+            failed_logins(old_admin, name, 60, concurrency=4)
+
+        outcome, _ = await asyncio.gather(monitor.collect(creds), asyncio.to_thread(arrive))
+        assert outcome.ok, outcome.error
+        assert 200 <= value(store, ERRORS) <= 260  # never more than were made
+        proxy.clear()
+        assert (await monitor.collect(creds)).ok
+        assert value(store, ERRORS) == 260 == len(stored_events(old_admin, name, type="LOGIN_ERROR"))
+        await monitor.close()

@@ -2,7 +2,8 @@
 
 - Keycloak 22 to 26.1 answer events newest first and filter by day only: the events are
   still counted exactly once (400 for a millisecond dateFrom, `direction` ignored, as those
-  versions answer; until the old-line test bed runs);
+  versions answer; test_compat_keycloak runs the same against a real 25.0.6), also when a
+  backlog is read a day at a time;
 - a monitor further behind than the realm keeps events says so (Keycloak deletes expired
   events on its own schedule, not on a test's)."""
 
@@ -37,16 +38,17 @@ def _day_start(day: str) -> int:
 class OldEvents:
     """/events as Keycloak before 26.2 serves it (or 26.2+ with `modern`)."""
 
-    def __init__(self, modern: bool = False) -> None:
-        self.modern = modern
+    def __init__(self, modern: bool = False, ids: bool = True) -> None:
+        self.modern, self.ids = modern, ids
         self.events: list[dict] = []
         self.asked: list[str] = []
+        self.stored_per_page = 0  # events stored before each page after the first
 
     def add(self, count: int, at: int, per_ms: int = 7) -> None:
         start = len(self.events)
         self.events += [
             {
-                "id": f"e{start + i}",
+                **({"id": f"e{start + i}"} if self.ids else {}),  # none before Keycloak 26: twins
                 "time": at + i // per_ms,
                 "type": "LOGIN_ERROR",
                 "clientId": "web",
@@ -65,11 +67,13 @@ class OldEvents:
                 found.reverse()
             first, size = int(params.get("first", 0)), int(params.get("max", 100))
             return httpx.Response(200, json=found[first : first + size])
+        if self.stored_per_page and params.get("first", "0") != "0":
+            self.add(self.stored_per_page, max(e["time"] for e in self.events) + 1)
         day = params.get("dateFrom")
         if day is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
             return httpx.Response(400, json={"error": "Invalid value for 'Date(From)', expected format is yyyy-MM-dd"})
         since = _day_start(day) if day else 0
-        upto = _day_start(params["dateTo"]) + DAY_MS if "dateTo" in params else 2**62  # a whole day, inclusive
+        upto = _day_start(params["dateTo"]) if "dateTo" in params else 2**62  # dateTo=D ends at D's midnight
         found = sorted((e for e in self.events if since <= e["time"] < upto), key=lambda e: -e["time"])  # newest first
         first, size = int(params.get("first", 0)), int(params.get("max", 100))
         return httpx.Response(200, json=found[first : first + size])
@@ -95,6 +99,29 @@ async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first
     assert (await monitor.collect(creds)).ok
     assert f"{ERRORS} 433.0" in store.render().decode()
     assert not any("direction" in q and "dateFrom=0" not in q for q in old.asked[1:])  # found out once
+    await monitor.close()
+
+
+async def test_twins_without_ids_are_each_counted_while_a_flood_pushes_the_pages_down():
+    old = OldEvents(ids=False)
+    kc = ScriptedKeycloak(faults={"/events": old})
+    spec = parse_spec(
+        {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
+    )
+    store = MetricsStore(False)
+    monitor = Monitor(
+        MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=EventLimits(page_size=40)
+    )
+    creds = Credentials(username="monitor", password="x")
+    old.add(3, NOW_MS - 60_000)  # before the monitor: not counted
+    assert (await monitor.collect(creds)).ok
+    old.add(200, NOW_MS)
+    old.stored_per_page = 12  # each page pushed down by more than the 20 it re-reads, in all by far more
+    assert (await monitor.collect(creds)).ok
+    old.stored_per_page = 0
+    for _ in range(2):
+        assert (await monitor.collect(creds)).ok
+    assert _value(store.render().decode(), ERRORS) == len(old.events) - 3 > 200
     await monitor.close()
 
 

@@ -182,7 +182,7 @@ class EventLedger:
         # Before Keycloak 26.2 the oldest events come last: all of them must be read
         # before any can be counted (see events_api).
         started = time.time()
-        events = await source.backward(state.floor)
+        events = await source.backward(state.floor, state.cursor)
         if events is None:
             self._unfinished.add(name)
             return []

@@ -70,19 +70,24 @@ def with_ids(events: Sequence[Event]) -> list[Event]:
     return named
 
 
-def _continuation(read_ids: Sequence[str], page: Sequence[Event], first: int) -> list[Event]:
-    """What `page` (asked from offset `first`, newest first) adds to a read whose ids are
-    `read_ids`: with `shift` events stored since, it repeats the read from first - shift on,
-    found by comparing ids. The smallest shift that fits wins; when none up to a page does
-    (a flood of arrivals, or the server ordered one millisecond's events differently this
-    time), whatever the read already holds is dropped."""
+def _continuation(read_ids: Sequence[str], page: Sequence[Event], at: int) -> tuple[list[Event], int]:
+    """What `page` adds to a read whose ids are `read_ids` (newest first), and how many events
+    were stored above it since the previous page. With none, the page begins at `at` in the
+    read; with `shift`, at at - shift (before the read's start when negative: the page then
+    begins with events stored since). The smallest shift whose overlap matches the read's
+    ids wins. When none does: a page the read knows nothing of was all stored since, unless
+    it was asked past the read's end; otherwise (the server ordered one millisecond's events
+    differently this time) whatever the read already holds is dropped."""
     page_ids = [event_id(e) for e in page]
-    for shift in range(min(first, len(page)) + 1):
-        repeated = read_ids[first - shift :]
-        if page_ids[: len(repeated)] == repeated[: len(page_ids)]:
-            return list(page[len(repeated) :])
+    for shift in range(len(page)):
+        begin = at - shift
+        both = page_ids[max(0, -begin) : len(read_ids) - begin]  # the part of the page the read holds
+        if both and both == read_ids[max(0, begin) : max(0, begin) + len(both)]:
+            return list(page[len(read_ids) - begin :]), shift
     known = set(read_ids)
-    return [e for e, i in zip(page, page_ids, strict=True) if i not in known]
+    if at < len(read_ids) and known.isdisjoint(page_ids):
+        return [], len(page)
+    return [e for e, i in zip(page, page_ids, strict=True) if i not in known], 0
 
 
 def event_time(event: Event) -> int:
@@ -162,20 +167,21 @@ class EventSource:
             else:
                 since = times[-1]
 
-    async def backward(self, start: int) -> list[Event] | None:
+    async def backward(self, start: int, counted: int = 0) -> list[Event] | None:
         """Every event from `start` (epoch ms) on, newest first (servers before 26.2). When
-        there are more than MAX_LEGACY_PAGES pages of them: the oldest ones, every event from
-        `start` to the end of a day (`dateTo`), in the first such window that has any, so a
-        big backlog is caught up a day at a time. None when one day holds too many."""
+        there are more than MAX_LEGACY_PAGES pages of them: every event from `start` to the
+        end of a day (`dateTo`), in the first such window with an event after `counted` (the
+        newest time counted; windows that end before are all counted), so a big backlog is
+        caught up a day at a time. None when one day holds too many."""
         found = await self._newest_first(start, None)
         if found is not None or not start:
             return found
-        day, now = start, time.time() * 1000
-        while day <= now and day - start <= MAX_EMPTY_DAYS * DAY_MS:
+        day, now = max(start, counted), time.time() * 1000
+        while day <= now and day - max(start, counted) <= MAX_EMPTY_DAYS * DAY_MS:
             found = await self._newest_first(start, day)
-            if found != []:
+            if found is None or any(event_time(e) > counted for e in found):
                 return found
-            day += DAY_MS  # a quiet day after the cursor: the next one
+            day += DAY_MS  # nothing new up to that day's end: the next one
         return None
 
     async def _newest_first(self, start: int, upto: int | None) -> list[Event] | None:
@@ -185,10 +191,12 @@ class EventSource:
         read: list[Event] = []  # newest first, each event once
         ids: list[str] = []
         overlap = min(LEGACY_OVERLAP, self.page_size // 2)
+        stored = 0  # events stored above the read since it began: the read's end moved down by as many
         for _ in range(MAX_LEGACY_PAGES):
-            first = max(0, len(read) - overlap)
-            page = await _list(self.api, self.template, {**params, "first": first, "max": self.page_size})
-            fresh = _continuation(ids, page, first) if read else page
+            at = max(0, len(read) - overlap)
+            page = await _list(self.api, self.template, {**params, "first": stored + at, "max": self.page_size})
+            fresh, shift = _continuation(ids, page, at) if read else (list(page), 0)
+            stored += shift
             read += fresh
             ids += (event_id(e) for e in fresh)
             if len(page) < self.page_size or (read and event_time(read[-1]) < start):
