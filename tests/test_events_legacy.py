@@ -67,6 +67,7 @@ class OldEvents:
                 found.reverse()
             first, size = int(params.get("first", 0)), int(params.get("max", 100))
             return httpx.Response(200, json=found[first : first + size])
+
         if self.stored_per_page and params.get("first", "0") != "0":
             self.add(self.stored_per_page, max(e["time"] for e in self.events) + 1)
         day = params.get("dateFrom")
@@ -79,18 +80,24 @@ class OldEvents:
         return httpx.Response(200, json=found[first : first + size])
 
 
-async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first_pages():
-    old = OldEvents()
-    old.add(10, NOW_MS - 60_000)  # before the monitor: not counted
-    kc = ScriptedKeycloak(faults={"/events": old})
+def scripted_monitor(events: OldEvents, store: MetricsStore, limits: EventLimits) -> Monitor:
+    """A monitor of user events only, against a scripted Keycloak serving `events`."""
+    kc = ScriptedKeycloak(faults={"/events": events})
     spec = parse_spec(
         {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
     )
+    return Monitor(MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=limits)
+
+
+CREDENTIALS = Credentials(username="monitor", password="x")
+
+
+async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first_pages():
+    old = OldEvents()
+    old.add(10, NOW_MS - 60_000)  # before the monitor: not counted
     store = MetricsStore(False)
-    monitor = Monitor(
-        MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=EventLimits(page_size=50)
-    )
-    creds = Credentials(username="monitor", password="x")
+    monitor = scripted_monitor(old, store, EventLimits(page_size=50))
+    creds = CREDENTIALS
     assert (await monitor.collect(creds)).ok
     old.add(333, NOW_MS)
     assert (await monitor.collect(creds)).ok
@@ -104,15 +111,9 @@ async def test_events_of_an_older_keycloak_are_counted_once_through_newest_first
 
 async def test_twins_without_ids_are_each_counted_while_a_flood_pushes_the_pages_down():
     old = OldEvents(ids=False)
-    kc = ScriptedKeycloak(faults={"/events": old})
-    spec = parse_spec(
-        {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
-    )
     store = MetricsStore(False)
-    monitor = Monitor(
-        MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=EventLimits(page_size=40)
-    )
-    creds = Credentials(username="monitor", password="x")
+    monitor = scripted_monitor(old, store, EventLimits(page_size=40))
+    creds = CREDENTIALS
     old.add(3, NOW_MS - 60_000)  # before the monitor: not counted
     assert (await monitor.collect(creds)).ok
     old.add(200, NOW_MS)
@@ -128,14 +129,9 @@ async def test_twins_without_ids_are_each_counted_while_a_flood_pushes_the_pages
 async def test_a_backlog_too_big_for_one_read_on_an_older_keycloak_is_caught_up_a_day_at_a_time(monkeypatch):
     monkeypatch.setattr(events_api, "MAX_LEGACY_PAGES", 3)  # 30 events at most in one read
     old = OldEvents()
-    kc = ScriptedKeycloak(faults={"/events": old})
-    spec = parse_spec(
-        {"url": "http://kc.test", "realm": "demo", "interval": "30s", "timeout": "10s", "events": {"admin": False}}
-    )
     store = MetricsStore(False)
-    limits = EventLimits(page_size=10)
-    monitor = Monitor(MonitorKey("ns", "m"), spec, store, transport=kc.transport(), event_limits=limits)
-    creds = Credentials(username="monitor", password="x")
+    monitor = scripted_monitor(old, store, EventLimits(page_size=10))
+    creds = CREDENTIALS
     old.add(1, NOW_MS)
     assert (await monitor.collect(creds)).ok  # counting starts after that one
     for day in range(1, 7):
