@@ -34,10 +34,13 @@ def make_realm(admin: KeycloakAdmin, prefix: str, users: int = 3, clients: tuple
     return Realm(name, ids)
 
 
-def failed_logins(admin: KeycloakAdmin, realm: str, count: int, client_id: str = "web", concurrency: int = 16) -> None:
-    """`count` wrong-password grants at once: as many LOGIN_ERROR events, many in the same millisecond."""
+def failed_logins(
+    admin: KeycloakAdmin, realm: str, count: int, client_id: str = "web", concurrency: int = 16, users: int = 3
+) -> None:
+    """`count` wrong-password grants at once, for user0 to user{users-1} in turn: as many
+    LOGIN_ERROR events, many in the same millisecond."""
     with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(lambda i: admin.failed_login(realm, client_id, f"user{i % 3}"), range(count)))
+        list(pool.map(lambda i: admin.failed_login(realm, client_id, f"user{i % users}"), range(count)))
 
 
 def stored_events(admin: KeycloakAdmin, realm: str, **filters: str) -> list[dict]:

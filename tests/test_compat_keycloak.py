@@ -82,7 +82,7 @@ async def test_events_are_counted_exactly_once_through_newest_first_pages_and_a_
 
     made = 0
     for _ in range(5):  # until two failed logins are exact twins, which only their number tells apart
-        failed_logins(old_admin, name, 100, concurrency=24)
+        failed_logins(old_admin, name, 100, concurrency=24, users=1)
         made += 100
         errors = stored_events(old_admin, name, type="LOGIN_ERROR")
         if identical_groups(errors):
