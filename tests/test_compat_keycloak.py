@@ -29,9 +29,9 @@ from tests.testbed.keycloak import KeycloakAdmin, KeycloakAdminError, KeycloakSe
 pytestmark = pytest.mark.keycloak
 
 
-def old_monitor(url: str, realm: str, store: MetricsStore, **kwargs: object) -> Monitor:
-    spec = parse_spec({"url": url, "realm": realm, "interval": "120s", "timeout": "60s"})  # a busy machine
-    return Monitor(MonitorKey("test", "old"), spec, store, **kwargs)  # type: ignore[arg-type]
+def old_monitor(url: str, realm: str, store: MetricsStore, spec: dict | None = None, **kwargs: object) -> Monitor:
+    data = {"url": url, "realm": realm, "interval": "120s", "timeout": "60s", **(spec or {})}  # a busy machine
+    return Monitor(MonitorKey("test", "old"), parse_spec(data), store, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_sessions_and_users_are_exact_on_the_older_line(old_keycloak: KeycloakServer, old_admin: KeycloakAdmin):
@@ -45,7 +45,8 @@ async def test_sessions_and_users_are_exact_on_the_older_line(old_keycloak: Keyc
     assert online_app == {"user1", "user2"}  # the offline grant made an online session too (26.x: not)
 
     store = MetricsStore(False)
-    monitor = old_monitor(old_keycloak.base_url, realm.name, store)
+    per_user = {"perUser": {"enabled": True, "limit": 10}}
+    monitor = old_monitor(old_keycloak.base_url, realm.name, store, per_user)
     outcome = await monitor.collect(admin_credentials(old_keycloak))
     assert outcome.ok, outcome.error
     assert value(store, 'keycloak_active_sessions{client_id="web"}') == 2
@@ -56,6 +57,10 @@ async def test_sessions_and_users_are_exact_on_the_older_line(old_keycloak: Keyc
     assert value(store, "keycloak_user_sessions") == 4
     assert value(store, "keycloak_connected_users") == 3
     assert value(store, "keycloak_users") == 3
+    lines = store.render().decode().splitlines()
+    durations = {line.split('username="')[1].split('"')[0] for line in lines if "_session_duration_seconds{" in line}
+    logins = {line.split('username="')[1].split('"')[0] for line in lines if "_last_login_timestamp_seconds{" in line}
+    assert durations == logins == {"user0", "user1", "user2"}, (durations, logins)
     await monitor.close()
 
 
