@@ -11,6 +11,7 @@ What that line answers differently (asserted below, where the product relies on 
 
 import asyncio
 import json
+import logging
 import time
 from collections import Counter
 
@@ -70,8 +71,9 @@ def identical_groups(events: list[dict]) -> int:
 
 
 async def test_events_are_counted_exactly_once_through_newest_first_pages_and_a_restart(
-    old_keycloak: KeycloakServer, old_admin: KeycloakAdmin
+    old_keycloak: KeycloakServer, old_admin: KeycloakAdmin, caplog: pytest.LogCaptureFixture
 ):
+    caplog.set_level(logging.INFO, "keycloak_monitor.events_api")
     realm = make_realm(old_admin, "old-events")
     name = realm.name
     stored: list[dict] = []
@@ -109,6 +111,7 @@ async def test_events_are_counted_exactly_once_through_newest_first_pages_and_a_
     assert (await first.collect(creds)).ok
     sources = first.state.events.sources
     assert sources["user"].ascending is False and sources["admin"].ascending is False  # the newest-first path
+    assert f"realm '{name}': /events takes a day as dateFrom" in caplog.text  # said once, for the user
     assert value(store, ERRORS) == made
     assert value(store, 'keycloak_realm_user_events_total{client_id="web",event="LOGIN"}') == 2
     created = 'keycloak_realm_admin_events_total{operation="CREATE",resource_type="USER"}'

@@ -129,7 +129,8 @@ class EventSource:
             except CollectionError as exc:
                 if exc.reason is not Reason.INVALID_RESPONSE:
                     raise
-                log.info("%s: Keycloak before 26.2 (a day as dateFrom): reading newest first", self.template)
+                message = "realm '%s': %s takes a day as dateFrom (before 26.2): reading newest first"
+                log.info(message, self.api.spec.realm, self.template)
                 self.ascending = False
         return self.ascending
 
