@@ -50,6 +50,7 @@ CATALOGUE: dict[str, tuple[str, frozenset[str]]] = {
     "keycloak_offline_sessions": ("gauge", frozenset({"client_id"})),
     "keycloak_user_sessions": ("gauge", frozenset()),
     "keycloak_connected_users": ("gauge", frozenset()),
+    "keycloak_monitor_session_listing_discrepancy": ("gauge", frozenset()),
     "keycloak_session_age_seconds": ("gaugehistogram", frozenset()),
     "keycloak_users": ("gauge", frozenset()),
     "keycloak_realm_user_events_total": ("counter", frozenset({"client_id", "event", "error"})),

@@ -13,7 +13,6 @@ from .errors import CollectionError, Reason
 from .far_side import clean
 from .http_pool import HttpPools
 from .targets import TargetPolicy
-from .tasks import all_of
 from .tokens import Account, TokenProvider
 
 # Requests in flight per monitor: enough to overlap latency, few enough that one monitor
@@ -177,32 +176,15 @@ class AdminClient:
         raise CollectionError(Reason.INVALID_RESPONSE, f"{template} answered unexpected {code}")
 
     async def get_pages(
-        self,
-        template: str,
-        page_size: int,
-        params: dict[str, Any] | None = None,
-        *,
-        expected: int = 0,
-        keep: Callable[[Any], Any] | None = None,
-        **ids: str,
+        self, template: str, page_size: int, params: dict[str, Any] | None = None, **ids: str
     ) -> list[Any]:
-        """Every item of a first/max paged list.
-
-        `expected` (a count read beforehand) lets the pages be fetched concurrently; paging
-        then continues one page at a time while pages come back full, since items may have
-        been added between the count and the listing. `keep` reduces each item as its page
-        arrives, so a big listing holds what the caller needs, not the bodies.
-        """
+        """Every item of a first/max paged list, page after page until one comes back short."""
         base = dict(params or {})
-
-        async def page(number: int) -> tuple[int, list[Any]]:
-            body = await self.get(template, {**base, "first": number * page_size, "max": page_size}, **ids)
+        items: list[Any] = []
+        while True:
+            body = await self.get(template, {**base, "first": len(items), "max": page_size}, **ids)
             if not isinstance(body, list):
                 raise CollectionError(Reason.INVALID_RESPONSE, f"{template} did not answer a list")
-            return len(body), body if keep is None else [keep(item) for item in body]
-
-        known = max(1, -(-expected // page_size))
-        pages = await all_of(page(n) for n in range(known))
-        while pages[-1][0] == page_size:
-            pages.append(await page(len(pages)))
-        return [item for _, items in pages for item in items]
+            items.extend(body)
+            if len(body) < page_size:
+                return items

@@ -33,6 +33,12 @@ USER_SESSIONS = Family(
     "keycloak_user_sessions", "gauge", "Distinct online user sessions in the realm (a session can span clients)."
 )
 CONNECTED_USERS = Family("keycloak_connected_users", "gauge", "Distinct users with at least one online session.")
+SESSION_LISTING_DISCREPANCY = Family(
+    "keycloak_monitor_session_listing_discrepancy",
+    "gauge",
+    "Sessions by which the session listing may be off: per client, how far its listed sessions fall outside "
+    "its counter read before and after the listing (0: consistent).",
+)
 SESSION_AGE = Family("keycloak_session_age_seconds", "gaugehistogram", "Age of the current online sessions.")
 USERS = Family("keycloak_users", "gauge", "Users in the realm.")
 USER_EVENTS = Family(
@@ -98,6 +104,7 @@ FAMILIES = (
     OFFLINE_SESSIONS,
     USER_SESSIONS,
     CONNECTED_USERS,
+    SESSION_LISTING_DISCREPANCY,
     SESSION_AGE,
     USERS,
     USER_EVENTS,

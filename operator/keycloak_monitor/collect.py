@@ -118,6 +118,7 @@ async def collect_realm(
         user_sessions=summary.user_sessions if summary else None,
         connected_users=summary.connected_users if summary else None,
         session_ages=summary.ages if summary else None,
+        session_listing_discrepancy=summary.discrepancy if summary else None,
         users=users,
         offline_enabled=spec.offline_sessions,
         user_events=state.events.counts("user", wall),

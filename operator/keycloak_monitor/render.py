@@ -41,6 +41,8 @@ def _realm(out: SeriesWriter, snap: RealmSnapshot) -> None:
         out.sample(c.USER_SESSIONS, snap.user_sessions)
     if snap.connected_users is not None:
         out.sample(c.CONNECTED_USERS, snap.connected_users)
+    if snap.session_listing_discrepancy is not None:
+        out.sample(c.SESSION_LISTING_DISCREPANCY, snap.session_listing_discrepancy)
     if (ages := snap.session_ages) is not None:
         for bound, count in zip(ages.bounds, ages.cumulative, strict=False):
             out.sample(c.SESSION_AGE, count, [("le", _bound(bound))], "_bucket")

@@ -4,11 +4,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from .admin_client import AdminClient
+from .anchored_pages import Listing, list_anchored
 from .errors import CollectionError, Reason
 from .snapshot import AgeHistogram, ClientSessions, UserValue
 from .tasks import all_of
 
 SESSION_PAGE_SIZE = 1000
+# Each session page starts this many sessions before its boundary (5 % more to read): sessions
+# ended between two page reads shift the next page back by as many, and a shift within the
+# overlap is seen and costs nothing more.
+SESSION_PAGE_OVERLAP = 50
 CLIENT_PAGE_SIZE = 500
 
 
@@ -83,21 +88,49 @@ def _online(session: Any) -> tuple[str, OnlineSession]:
     return str(session["id"]), compact
 
 
-async def list_online_sessions(api: AdminClient, stats: list[SessionStat]) -> dict[str, OnlineSession]:
-    """Every online session once, by id: one session spans several clients."""
+@dataclass(frozen=True)
+class OnlineSessions:
+    sessions: dict[str, OnlineSession]  # by session id
+    # How many sessions the listing may be off by: per client, how far its listed sessions
+    # fall outside the range of its counter read before and after the listing.
+    discrepancy: int
 
-    async def of_client(stat: SessionStat) -> list[Any]:
+
+def _off_by(listed: int, before: int, after: int) -> int:
+    return max(0, min(before, after) - listed, listed - max(before, after))
+
+
+async def list_online_sessions(
+    api: AdminClient, stats: list[SessionStat], page_size: int = SESSION_PAGE_SIZE, overlap: int = SESSION_PAGE_OVERLAP
+) -> OnlineSessions:
+    """Every online session once, by id (one session spans several clients), each client's
+    listing checked against its counter: sessions created or ended during the listing make
+    any count between the two readings right; outside it, some were missed or are stale."""
+
+    async def of_client(stat: SessionStat) -> Listing[OnlineSession]:
+        async def fetch(first: int, size: int) -> list[tuple[str, OnlineSession]]:
+            params = {"first": first, "max": size}
+            body = await api.get("/clients/{id}/user-sessions", params, id=stat.uuid)
+            if not isinstance(body, list):
+                raise CollectionError(Reason.INVALID_RESPONSE, "/clients/{id}/user-sessions did not answer a list")
+            return [_online(session) for session in body]
+
         try:
-            return await api.get_pages(
-                "/clients/{id}/user-sessions", SESSION_PAGE_SIZE, expected=stat.active, keep=_online, id=stat.uuid
-            )
+            return await list_anchored(fetch, page_size, overlap, expected=stat.active)
         except CollectionError as exc:
             if exc.reason is Reason.NOT_FOUND:
-                return []  # client deleted since the stats were read
+                return Listing({})  # client deleted since the stats were read
             raise
 
-    listings = await all_of(of_client(s) for s in stats if s.active > 0)
-    return {session_id: session for listing in listings for session_id, session in listing}
+    listed = [stat for stat in stats if stat.active > 0]
+    listings = await all_of(of_client(stat) for stat in listed)
+    after = {stat.uuid: stat.active for stat in parse_session_stats(await api.get("/client-session-stats"))}
+    discrepancy = sum(
+        _off_by(len(listing.items), stat.active, after.get(stat.uuid, 0))
+        for stat, listing in zip(listed, listings, strict=True)
+    )
+    sessions = {session_id: session for listing in listings for session_id, session in listing.items.items()}
+    return OnlineSessions(sessions, discrepancy)
 
 
 def _age(session: OnlineSession, now: float) -> float:
@@ -113,12 +146,13 @@ class SessionSummary:
     connected_users: int
     ages: AgeHistogram
     longest_per_user: tuple[UserValue, ...]
+    discrepancy: int
 
 
-def summarize(sessions: dict[str, OnlineSession], now: float, per_user_limit: int) -> SessionSummary:
+def summarize(online: OnlineSessions, now: float, per_user_limit: int) -> SessionSummary:
     ages = []
     longest: dict[str, UserValue] = {}
-    for session in sessions.values():
+    for session in online.sessions.values():
         age = _age(session, now)
         ages.append(age)
         user_id = session.user_id
@@ -126,8 +160,9 @@ def summarize(sessions: dict[str, OnlineSession], now: float, per_user_limit: in
             longest[user_id] = UserValue(user_id, session.username, age)
     top = sorted(longest.values(), key=lambda u: (-u.value, u.user_id))[:per_user_limit]
     return SessionSummary(
-        user_sessions=len(sessions),
+        user_sessions=len(online.sessions),
         connected_users=len(longest),
         ages=AgeHistogram.of(ages),
         longest_per_user=tuple(top),
+        discrepancy=online.discrepancy,
     )

@@ -76,5 +76,7 @@ class RealmSnapshot:
     last_logins: tuple[UserValue, ...] | None = None
     include_email: bool = False
     warnings: tuple[StatusWarning, ...] = field(default=())
+    # Sessions the listing may be off by (outside its clients' counters), None without a listing.
+    session_listing_discrepancy: int | None = None
     # Optional parts of this collection: part -> None when it succeeded, else the reason it failed.
     parts: Mapping[str, str | None] = field(default_factory=dict)

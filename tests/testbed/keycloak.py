@@ -650,6 +650,16 @@ class KeycloakAdmin:
         if response.status_code not in (200, 204):
             raise KeycloakAdminError(f"logout from {realm}/{client_id} answered {response.status_code}", 400)
 
+    def refresh(self, realm: str, client_id: str, refresh_token: str) -> dict[str, Any] | None:
+        """A refresh-token grant: the session's last refresh moves to now; None once it ended."""
+        data = {"grant_type": "refresh_token", "client_id": client_id, "refresh_token": refresh_token}
+        response = self._oidc(realm, "token", data)
+        if response.status_code == 400:  # invalid_grant: the session ended meanwhile
+            return None
+        if response.status_code != 200:
+            raise KeycloakAdminError(f"refresh in {realm}/{client_id} answered {response.status_code}", 400)
+        return dict(response.json())
+
     def login_many(
         self,
         realm: str,

@@ -1,0 +1,123 @@
+"""The session listing stays exact while sessions begin and end between its pages."""
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from keycloak_monitor.admin_client import AdminClient
+from keycloak_monitor.config import Credentials, parse_spec
+from keycloak_monitor.sessions import OnlineSessions, SessionStat, list_online_sessions, parse_session_stats, summarize
+from tests.realms import PASSWORD, make_realm
+from tests.session_churn import SessionTruth, churning, login_all
+from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer
+
+ORIGINAL = [f"s{i:02d}" for i in range(30)]  # Keycloak 26 lists a client's sessions by id
+
+
+class ShiftingRealm:
+    """Thirty sessions of one client; once page 0 is answered, `change` alters the list
+    before any later page is answered (sessions begin or end between two page reads)."""
+
+    def __init__(self, change: Callable[[list[str]], None]) -> None:
+        self.ids = list(ORIGINAL)
+        self.change: Callable[[list[str]], None] | None = change
+        self.first_page_answered = asyncio.Event()
+        self.pages: list[tuple[int, int]] = []  # (first, max) of each page read, in order
+
+    async def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 60})
+        if path.endswith("/client-session-stats"):
+            return httpx.Response(200, json=[{"id": "c1", "clientId": "web", "active": str(len(self.ids))}])
+        first, size = int(request.url.params["first"]), int(request.url.params["max"])
+        if first > 0:
+            await self.first_page_answered.wait()
+            if self.change is not None:
+                self.change(self.ids)
+                self.change = None
+        self.pages.append((first, size))
+        if first == 0:
+            self.first_page_answered.set()
+        body = [{"id": i, "userId": f"user-of-{i}", "username": i, "start": 0} for i in self.ids[first : first + size]]
+        return httpx.Response(200, json=body)
+
+
+async def list_shifting(realm: ShiftingRealm) -> OnlineSessions:
+    spec = parse_spec({"url": "http://kc.test", "realm": "demo", "interval": "5s", "timeout": "2s"})
+    api = AdminClient(spec, lambda endpoint, code: None, transport=httpx.MockTransport(realm.handler))
+    await api.use_credentials(Credentials(username="monitor", password="pw"))
+    try:
+        return await list_online_sessions(api, [SessionStat("c1", "web", len(ORIGINAL), 0)], page_size=10, overlap=2)
+    finally:
+        await api.aclose()
+
+
+def end_three(ids: list[str]) -> None:
+    del ids[1:4]  # plain offsets would now skip s10, s11, s12
+
+
+def begin_three(ids: list[str]) -> None:
+    ids[1:1] = ["s00a", "s00b", "s00c"]  # plain offsets would now read s07, s08, s09 twice
+
+
+async def test_sessions_ended_before_a_page_boundary_do_not_hide_the_next_ones():
+    realm = ShiftingRealm(end_three)
+    online = await list_shifting(realm)
+    # s01..s03 were listed before they ended; every session is counted, once.
+    assert sorted(online.sessions) == ORIGINAL
+    assert online.discrepancy == 0  # 30 lies between the counters read before (30) and after (27)
+    # Page 1 had shifted back by three, past its overlap of two: it was read again, wider.
+    assert (8, 12) in realm.pages and (6, 14) in realm.pages
+
+
+async def test_sessions_begun_before_a_page_boundary_are_not_counted_twice():
+    realm = ShiftingRealm(begin_three)
+    online = await list_shifting(realm)
+    assert sorted(online.sessions) == ORIGINAL  # s07..s09 were read twice, counted once
+    assert summarize(online, 0.0, 0).user_sessions == 30
+    assert online.discrepancy == 0
+
+
+@pytest.mark.keycloak
+async def test_a_listing_under_churn_holds_every_session_that_lived_through_it(
+    keycloak: KeycloakServer, kc_admin: KeycloakAdmin
+):
+    """200 sessions listed 30 at a time while three threads log users in, out and refresh
+    their tokens: each listing holds every session alive from its start to its end, and
+    none that never lived during it; its counts follow."""
+    realm = make_realm(kc_admin, "listing", users=0, clients=("web",))
+    users = [f"u{i}" for i in range(60)]
+    kc_admin.create_users_bulk(realm.name, [(u, PASSWORD) for u in users])
+    truth = SessionTruth()
+    login_all(kc_admin, realm.name, [users[i % len(users)] for i in range(200)], truth)
+    spec = parse_spec({"url": keycloak.base_url, "realm": realm.name, "interval": "60s", "timeout": "30s"})
+    api = AdminClient(spec, lambda endpoint, code: None)
+    await api.use_credentials(Credentials(username=keycloak.admin_user, password=keycloak.admin_password))
+
+    async def listing() -> tuple[OnlineSessions, float, float]:
+        stats = parse_session_stats(await api.get("/client-session-stats"))
+        start = time.monotonic()
+        online = await list_online_sessions(api, stats, page_size=30, overlap=3)
+        return online, start, time.monotonic()
+
+    try:
+        with churning(kc_admin, realm.name, users, truth, threads=3):
+            for _ in range(3):
+                online, start, end = await listing()
+                stable, possible = truth.stable(start, end), truth.possible(start, end)
+                assert stable <= set(online.sessions) <= possible
+                summary = summarize(online, time.time(), 0)
+                assert len(stable) <= summary.user_sessions <= len(possible)
+                users_of = lambda sessions: {truth.users[s] for s in sessions}  # noqa: E731
+                assert summary.connected_users == len(users_of(online.sessions))
+                assert len(users_of(stable)) <= summary.connected_users <= len(users_of(possible))
+        assert len(truth.ended) > 0 and len(truth.began) > 200  # the realm did churn
+        online, start, end = await listing()  # once still: exact, and the counters agree
+        assert set(online.sessions) == truth.stable(start, end) == truth.possible(start, end)
+        assert online.discrepancy == 0
+    finally:
+        await api.aclose()
