@@ -90,7 +90,8 @@ async def run(keycloak: KeycloakServer, admin: KeycloakAdmin, sessions: int, lis
     print(f"Keycloak persistent-user-sessions: {features.get('PERSISTENT_USER_SESSIONS')}", flush=True)
     realm = make_realm(admin, "listing", users=0, clients=("web",))
     users = [f"u{i}" for i in range(max(10, sessions // 4))]
-    admin.create_users_bulk(realm.name, [(u, PASSWORD) for u in users])
+    for batch in range(0, len(users), 200):  # one import of thousands outlasts the client's timeout
+        admin.create_users_bulk(realm.name, [(u, PASSWORD) for u in users[batch : batch + 200]])
     truth = SessionTruth()
     login_all(admin, realm.name, [users[i % len(users)] for i in range(sessions)], truth)
     spec = parse_spec({"url": keycloak.base_url, "realm": realm.name, "interval": "120s", "timeout": "100s"})

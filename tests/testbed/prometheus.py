@@ -66,7 +66,7 @@ class Prometheus:
         while True:
             try:
                 result = self.query(expr)
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):  # not listening yet, or 503 text while it starts
                 result = []
             if result or time.monotonic() > deadline:
                 assert result, f"no sample for {expr} within {timeout:.0f}s\n{self.log()}"
