@@ -55,6 +55,7 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -247,10 +248,11 @@ class KeycloakServer:
 
     def _environment(self) -> dict[str, str]:
         # JAVA_OPTS_KC_HEAP and JAVA_OPTS_APPEND from the caller's environment still win.
-        if int(self.version.split(".")[0]) >= 26:
-            admin = {"KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password}
-        else:  # before 26.0
+        major = re.match(r"\d+", self.version)
+        if major and int(major.group()) < 26:
             admin = {"KEYCLOAK_ADMIN": self.admin_user, "KEYCLOAK_ADMIN_PASSWORD": self.admin_password}
+        else:  # 26.0 on (and a home named otherwise, as in the test bed's own tests)
+            admin = {"KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password}
         return {"JAVA_OPTS_KC_HEAP": JVM_HEAP, **os.environ, **admin}
 
     def _make_certificate(self) -> None:
