@@ -48,7 +48,7 @@ class Size:
         return self.per_client * len(CLIENTS) // 2
 
 
-FULL, SMOKE = Size(1_010, 300, 5), Size(10, 3, 1)
+FULL, SMOKE = Size(1_010, 300, 9), Size(10, 3, 1)
 
 
 @dataclass(frozen=True)
