@@ -32,6 +32,7 @@ from keycloak_monitor.snapshot import AgeHistogram, ClientSessions, EventCounts,
 from tests.testbed.keycloak import free_port
 
 TARGET_RATIO = 0.2
+EVENT_RATE = 5.0  # new user and admin events per second in each realm while scrapes run
 BUSY_TARGET = 1.25  # "not slower": the median scrape under load, within measurement noise
 
 
@@ -151,7 +152,7 @@ async def scrapes(url: str, count: int) -> list[float]:
 async def under_load(result: Result, monitors: int, sessions: int, count: int, interval: float) -> None:
     """Scrapes idle, then while every monitor collects on its interval (start times spread over
     it, as the operator's jitter does), then while they collect back to back (saturated)."""
-    shape = RealmShape(sessions=sessions, clients=20, offline=sessions // 10, user_events=1000, event_rate=20)
+    shape = RealmShape(sessions=sessions, clients=20, offline=sessions // 10, user_events=1000, event_rate=EVENT_RATE)
     with SyntheticProcess(shape) as keycloak:
         store = MetricsStore(include_process_metrics=True)
         port = free_port()
@@ -205,7 +206,7 @@ async def under_load(result: Result, monitors: int, sessions: int, count: int, i
             }
             ratio = median(paced) / median(idle)
             note = (
-                f"{monitors} monitors of {sessions:,} sessions, each every {interval:g}s: "
+                f"{monitors} monitors of {sessions:,} sessions and {EVENT_RATE:g} events/s, each every {interval:g}s: "
                 f"{paced_collections} collections during {count} scrapes"
             )
             figure = result.add("scrape during collections: median vs idle", ratio, "x", BUSY_TARGET, note)

@@ -26,6 +26,7 @@ import json
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from array import array
 from collections import Counter
@@ -36,6 +37,8 @@ from typing import Any
 
 import httpx
 from aiohttp import web
+
+from tests.testbed.keycloak import _die_with_parent
 
 ADMIN_USER, ADMIN_PASSWORD = "admin", "admin-Pa55word"
 BUILTIN_CLIENTS = ("account", "account-console", "admin-cli", "broker", "realm-management", "security-admin-console")
@@ -525,7 +528,12 @@ class SyntheticProcess:
         self._process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> "SyntheticProcess":
-        self._process = subprocess.Popen(self.command, stdout=subprocess.PIPE, text=True)
+        # Gone with us, even when we are killed: a server left behind would hold a core. (The
+        # kernel ties this to the launching thread, so only the main thread asks for it.)
+        main = threading.current_thread() is threading.main_thread()
+        self._process = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, text=True, preexec_fn=_die_with_parent if main else None
+        )
         assert self._process.stdout is not None
         line = self._process.stdout.readline()
         if not line.startswith("listening on "):
