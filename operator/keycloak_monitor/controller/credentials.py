@@ -1,4 +1,5 @@
-"""Credentials and CA bundle of a monitor, read from its Secrets before every collection.
+"""Credentials and CA bundle of a monitor, taken from its Secrets before every collection
+(the watch's copy, secret_watch.py, or a read when the watch lacks it).
 
 A Secret is used only when it opts in with the label `keycloak-monitor.io/credentials: "true"`:
 whoever may create a KeycloakMonitor must not be able to send any other Secret of the namespace
