@@ -57,11 +57,18 @@ class OperatorProcess:
             time.sleep(0.3)
         raise RuntimeError(f"operator not ready within {timeout}s:\n{self.log_tail()}")
 
+    def send(self, sig: int) -> None:
+        """Send `sig` and return at once (SIGSTOP, SIGCONT: the process stays ours)."""
+        assert self._process is not None
+        self._process.send_signal(sig)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
         if self._process is None:
             return None
         process, self._process = self._process, None
         process.send_signal(sig)
+        if sig != signal.SIGKILL:
+            process.send_signal(signal.SIGCONT)  # a SIGSTOPped process handles `sig` only once continued
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:

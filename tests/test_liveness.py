@@ -36,8 +36,11 @@ async def test_healthz_answers_503_when_not_alive():
         await runner.cleanup()
 
 
-def test_the_older_replica_has_the_higher_peering_priority():
-    from keycloak_monitor.controller.main import standby_priority
+def test_the_older_standby_and_the_newest_leader_have_the_higher_peering_priority():
+    from keycloak_monitor.controller.leadership import leader_priority, standby_priority
 
     assert standby_priority(1000.0, tiebreak=999) > standby_priority(1000.001, tiebreak=0)
     assert standby_priority(1000.0, tiebreak=1) != standby_priority(1000.0, tiebreak=2)  # same millisecond
+    # A replica that starts collecting outranks every standby and every earlier leader.
+    assert leader_priority(1000.0, tiebreak=0) > standby_priority(0.0, tiebreak=0)
+    assert leader_priority(1000.001, tiebreak=0) > leader_priority(1000.0, tiebreak=999)

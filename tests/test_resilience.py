@@ -22,14 +22,14 @@ import yaml
 from kubernetes_asyncio import client, config
 
 from keycloak_monitor.config import MonitorKey
-from keycloak_monitor.controller.kube import Kube, SecretBody
+from keycloak_monitor.controller.kube import Kube, SecretBody, StatusConflict
 from keycloak_monitor.controller.secret_watch import SecretWatch
 from keycloak_monitor.controller.supervisor import Supervisor
 from keycloak_monitor.exposition import MetricsStore
 from tests import fault_matrix
 from tests.churn import churn, monitor_docs
 from tests.operator_process import OperatorProcess
-from tests.realms import make_realm
+from tests.realms import failed_logins, make_realm, stored_events
 from tests.tcp_proxy import FreezingProxy
 from tests.test_operator import INTERVAL, RUN_LABEL, Kubectl, sample, wait_for
 from tests.testbed.kube import ControlPlane
@@ -238,6 +238,20 @@ async def test_apiserver_slow(plane, kube, keycloak, realm):
         "0.5 s per answer: `up 1`; 3 s per answer: `up 0`, reason `kubernetes` (2 s deadline)",
         recovery,
     )
+
+
+async def test_event_counts_another_replica_stored_are_never_overwritten(plane, kube, keycloak, realm):
+    """The guard a replica woken from a freeze meets: its stale counts are not stored (nor
+    published) over those its successor stored meanwhile."""
+    body = create_monitor(kube, keycloak, realm.name, "guarded")
+    ns = body["metadata"]["namespace"]
+    async with api(plane.kubeconfig) as k8s:
+        await k8s.patch_status(ns, "guarded", {"events": {"url": "u", "realm": "r"}})
+        mine, theirs = {"url": "u", "realm": "r"}, {"url": "u", "realm": "theirs"}
+        await k8s.replace_status_field(ns, "guarded", "events", theirs, expected=mine)
+        with pytest.raises(StatusConflict, match="written by another process"):
+            await k8s.replace_status_field(ns, "guarded", "events", {"url": "u", "realm": "stale"}, expected=mine)
+        assert (await k8s.read_status(ns, "guarded"))["events"] == theirs
 
 
 async def test_a_binary_key_beside_the_credentials_is_ignored(plane, kube, keycloak, realm):
@@ -454,6 +468,7 @@ def test_fault_matrix_doc():
     for row in fault_matrix.ROWS:
         assert doc[row.test][:2] == (row.fault, row.expected), f"run `python -m tests.fault_matrix`: {row.test}"
         module, _, function = row.test.partition("::")
+        function = function.partition("[")[0]  # a parametrised test
         assert f"def {function}(" in (ROOT / "tests" / module).read_text(), f"{row.test} does not exist"
 
 
@@ -638,24 +653,59 @@ def replicas(start_operator, label: str, count: int = 2, *, at_once: bool = Fals
     return processes
 
 
-def test_standby_takes_over_when_the_active_replica_dies(plane, kube, keycloak, realm, start_operator):
-    ns = kube.namespace("ha")
-    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
-    kube.apply(labelled(kube.monitor_doc(ns, "ha", keycloak.base_url, realm.name, "kc-admin"), "ha"))
-    first, second = replicas(start_operator, "ha")
-    wait_for("the older replica collecting", lambda: collects(first, "ha"), 60)
-    for _ in range(3):  # the standby stays idle: never two collectors
-        assert exactly_one([first, second], "ha") is first
-        time.sleep(INTERVAL)
+def user_events(process: OperatorProcess, ns: str) -> float | None:
+    """The LOGIN_ERROR count this replica serves; None when it serves none (or is frozen)."""
+    try:
+        metrics = process.metrics()
+    except httpx.HTTPError:
+        return None
+    return sample(metrics, "keycloak_realm_user_events_total", namespace=ns, event="LOGIN_ERROR", client_id="web")
 
-    first.stop(signal.SIGKILL)
-    killed = time.monotonic()
-    wait_for("the standby collecting", lambda: collects(second, "ha"), 60)
-    took = time.monotonic() - killed
+
+@pytest.mark.parametrize("fault", [signal.SIGKILL, signal.SIGSTOP], ids=lambda fault: fault.name)
+def test_standby_takes_over_from_the_active_replica(plane, kube, keycloak, kc_admin, start_operator, fault):
+    name = f"ha-{fault.name.lower()}"
+    shop = make_realm(kc_admin, name)
+    ns = kube.namespace(name)
+    kube.secret(ns, "kc-admin", username=keycloak.admin_user, password=keycloak.admin_password)
+    kube.apply(labelled(kube.monitor_doc(ns, name, keycloak.base_url, shop.name, "kc-admin"), name))
+    first, second = replicas(start_operator, name)
+    wait_for("the older replica counting", lambda: user_events(first, ns) == 0, 60)
+    assert exactly_one([first, second], name) is first  # the standby stays idle
+
+    first.send(fault)
+    faulted = time.monotonic()
+    failed_logins(kc_admin, shop.name, 4)  # while the active replica is gone
+    wait_for("the standby collecting", lambda: collects(second, name), 60)
+    took = time.monotonic() - faulted
     assert took < 40  # the peering lifetime (20 s), the next collection and a margin for load
+    stored = len(stored_events(kc_admin, shop.name, type="LOGIN_ERROR"))
+    # The standby continues from the counts in the status: no reset, each event once.
+    wait_for("the standby's count", lambda: user_events(second, ns) == stored == 4, 60)
+    observed = f"standby collecting {took:.1f} s after {fault.name} to the active replica (peering lifetime 20 s)"
+
+    if fault == signal.SIGSTOP:
+        first.send(signal.SIGCONT)
+        woken = time.monotonic()
+        # The woken replica finds a newer leader and waits: it never serves a count the
+        # standby made meanwhile (Prometheus would add both), and its series go.
+        served: list[float | None] = []
+
+        def idle() -> bool:
+            served.append(user_events(first, ns))
+            return served[-1] is None
+
+        wait_for("the woken replica idle", idle, 30, every=0.1)
+        yielded = time.monotonic() - woken
+        assert set(served) <= {0, None}, served
+        for _ in range(2):
+            assert exactly_one([first, second], name) is second
+            assert user_events(second, ns) == stored
+            time.sleep(INTERVAL)
+        observed += f"; after SIGCONT it yielded within {yielded:.1f} s, serving no count made meanwhile"
     fault_matrix.record(
-        "test_resilience.py::test_standby_takes_over_when_the_active_replica_dies",
-        f"standby collecting {took:.1f} s after the active replica was SIGKILLed (peering lifetime 20 s)",
+        f"test_resilience.py::test_standby_takes_over_from_the_active_replica[{fault.name}]",
+        observed + f"; the LOGIN_ERROR counter continued at Keycloak's stored {stored}",
         took,
     )
 

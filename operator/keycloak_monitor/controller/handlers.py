@@ -17,6 +17,7 @@ from ..spec_policy import SpecPolicy
 from ..targets import TargetPolicy
 from . import GROUP, PLURAL, VERSION
 from .kube import Kube
+from .leadership import Leadership
 from .notifications import NotificationHost
 from .push_secret import push_credentials_loader
 from .supervisor import Supervisor
@@ -31,6 +32,7 @@ def register(
     labels: Mapping[str, Any],
     on_watch_event: Callable[[], None] = lambda: None,
     push: PushRegistry | None = None,
+    leadership: Leadership | None = None,
     targets: TargetPolicy | None = None,
     spec_policy: SpecPolicy | None = None,
     pools: HttpPools | None = None,
@@ -54,6 +56,8 @@ def register(
         def post_event(type: str, reason: str, message: str) -> None:
             kopf.event(body, type=type, reason=reason, message=message)
 
+        if leadership is not None:  # kopf runs daemons only in the replica that collects
+            await leadership.claim()
         key = MonitorKey(namespace, name)
         supervisor = running[key] = Supervisor(key, body, kube, store, post_event, targets, spec_policy, pools)
         target = _push_target(supervisor, kube, namespace)
@@ -68,6 +72,8 @@ def register(
                 finally:
                     supervisor.notifications.stop()
         finally:
+            if leadership is not None:
+                leadership.released(stopped.reason)
             if push is not None:
                 push.remove(key, target)
             if running.get(key) is supervisor:

@@ -75,31 +75,49 @@ class Kube:
         return SecretBody(labels=dict(secret.metadata.labels or {}), data=dict(secret.data or {}))
 
     async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        what = f"writing the status of {namespace}/{name}"
+        try:  # a merge patch: the client would otherwise pick JSON-patch for this endpoint
+            await self._patch_status(namespace, name, {"status": status}, "application/merge-patch+json")
+        except ApiException as exc:
+            raise _api_error(f"writing the status of {namespace}/{name}", exc) from None
+
+    async def replace_status_field(self, namespace: str, name: str, field: str, value: Any, expected: Any) -> None:
+        """Replace status.<field> only if it still holds `expected` (what this process last
+        wrote or read): raises StatusConflict when another writer changed it since."""
+        path = f"/status/{field}"
+        ops = [{"op": "test", "path": path, "value": expected}, {"op": "replace", "path": path, "value": value}]
+        try:
+            await self._patch_status(namespace, name, ops, "application/json-patch+json")
+        except ApiException as exc:
+            # A failed test says only 422, as an invalid value does: the stored value tells them apart.
+            if exc.status == 422 and (await self.read_status(namespace, name)).get(field) != expected:
+                raise StatusConflict(
+                    Reason.KUBERNETES, f"status.{field} of {namespace}/{name} was written by another process"
+                ) from None
+            raise _api_error(f"writing the status of {namespace}/{name}", exc) from None
+
+    async def _patch_status(self, namespace: str, name: str, body: Any, content_type: str) -> None:
+        """Raises ApiException for the caller to judge, CollectionError for the rest."""
+        async with self._deadline(f"writing the status of {namespace}/{name}"):
+            await self._custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, body, _content_type=content_type, _request_timeout=self.timeout
+            )
+
+    async def read_status(self, namespace: str, name: str) -> dict[str, Any]:
+        what = f"reading the status of {namespace}/{name}"
         try:
             async with self._deadline(what):
-                # A merge patch: the client would otherwise pick JSON-patch for this endpoint.
-                await self._custom.patch_namespaced_custom_object_status(
-                    GROUP,
-                    VERSION,
-                    namespace,
-                    PLURAL,
-                    name,
-                    {"status": status},
-                    _content_type="application/merge-patch+json",
-                    _request_timeout=self.timeout,
+                body = await self._custom.get_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, _request_timeout=self.timeout
                 )
         except ApiException as exc:
             raise _api_error(what, exc) from None
+        return dict(body.get("status") or {})
 
     async def ensure_peering(self, name: str, namespaces: list[str]) -> None:
         """The peering object kopf keeps its keep-alives in: created here, at start, since
         kubectl cannot apply it in the same step as its CRD."""
         body = {"apiVersion": "kopf.dev/v1", "metadata": {"name": name}}
-        targets = [(ns, "kopfpeerings", "KopfPeering") for ns in namespaces] or [
-            (None, "clusterkopfpeerings", "ClusterKopfPeering")
-        ]
-        for namespace, plural, kind in targets:
+        for namespace, plural, kind in _peerings(namespaces):
             what = f"creating {kind} {name}"
             try:
                 async with self._deadline(what):
@@ -114,6 +132,23 @@ class Kube:
             except ApiException as exc:
                 if exc.status != 409:  # 409: it exists already
                     raise _api_error(what, exc) from None
+
+    async def touch_peering(self, name: str, namespaces: list[str], identity: str, entry: dict[str, Any]) -> None:
+        """This replica's keep-alive in the peering objects, as kopf writes it."""
+        patch = {"status": {identity: entry}}
+        options: dict[str, Any] = {"_content_type": "application/merge-patch+json", "_request_timeout": self.timeout}
+        for namespace, plural, kind in _peerings(namespaces):
+            what = f"writing the keep-alive in {kind} {name}"
+            try:
+                async with self._deadline(what):
+                    if namespace is None:
+                        await self._custom.patch_cluster_custom_object("kopf.dev", "v1", plural, name, patch, **options)
+                    else:
+                        await self._custom.patch_namespaced_custom_object(
+                            "kopf.dev", "v1", namespace, plural, name, patch, **options
+                        )
+            except ApiException as exc:
+                raise _api_error(what, exc) from None
 
     async def ping(self) -> None:
         """One cheap round trip (GET /version, allowed to every ServiceAccount)."""
@@ -138,6 +173,17 @@ class Kube:
             raise CollectionError(
                 Reason.KUBERNETES, f"{what}: the apiserver is unreachable ({type(exc).__name__})"
             ) from None
+
+
+class StatusConflict(CollectionError):
+    """A guarded status write found another writer's value in place."""
+
+
+def _peerings(namespaces: list[str]) -> list[tuple[str | None, str, str]]:
+    """(namespace, plural, kind) of the peering objects: one per watched namespace, or the cluster's."""
+    return [(ns, "kopfpeerings", "KopfPeering") for ns in namespaces] or [
+        (None, "clusterkopfpeerings", "ClusterKopfPeering")
+    ]
 
 
 def _api_error(what: str, exc: ApiException) -> CollectionError:

@@ -2,9 +2,7 @@
 
 import asyncio
 import logging
-import secrets
 import ssl
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from ..targets import TargetPolicy
 from . import GROUP
 from .handlers import register
 from .kube import API_TIMEOUT, connect
+from .leadership import PEERING_LIFETIME, Leadership, standby_priority
 from .liveness import ApiLiveness
 from .metrics_auth import KubernetesMetricsAuth
 from .process_metrics import register_task_gauge
@@ -70,19 +69,6 @@ class OperatorOptions:
         return None
 
 
-# A dead active replica is presumed gone this long after its last keep-alive, so the
-# standby takes over within it (kopf's default is 60 s).
-PEERING_LIFETIME = 20
-
-
-def standby_priority(now: float | None = None, tiebreak: int | None = None) -> int:
-    """The older process wins: a replica that starts later waits as the standby instead of
-    taking over from a healthy one. kopf pauses the lower priority and both of two equal
-    ones, so the start millisecond comes with a random tie-break for replicas started together."""
-    started_ms = int((time.time() if now is None else now) * 1000)
-    return -(started_ms * 1000 + (secrets.randbelow(1000) if tiebreak is None else tiebreak))
-
-
 def configure(settings: kopf.OperatorSettings, watch_timeout: float) -> None:
     # Our status schema is strict: kopf keeps its own progress in annotations instead.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
@@ -109,9 +95,13 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
     liveness = ApiLiveness(options.liveness_grace)
     registry = kopf.OperatorRegistry()
 
+    leadership: Leadership | None = None
+
     @kopf.on.startup(registry=registry)
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, options.watch_timeout)
+        if leadership is not None:
+            leadership.settings = settings
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -122,6 +112,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
         secrets = kube.secrets = SecretWatch(kube.api, options.namespaces, options.watch_timeout)
         if options.peering:
             await kube.ensure_peering(options.peering, options.namespaces)
+            leadership = Leadership(kube, options.peering, options.namespaces)
         push = PushRegistry()
         register(
             registry,
@@ -130,6 +121,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
             labels,
             on_watch_event=liveness.answered,
             push=push,
+            leadership=leadership,
             targets=options.targets,
             pools=HttpPools(options.max_requests_per_keycloak),
             spec_policy=options.spec_policy,
@@ -154,6 +146,7 @@ async def operate(options: OperatorOptions, labels: dict[str, Any]) -> None:
                         standalone=not options.peering,
                         peering_name=options.peering or None,
                         priority=standby_priority() if options.peering else None,
+                        identity=leadership.identity if leadership else None,
                         clusterwide=not options.namespaces,
                         namespaces=options.namespaces,
                         ready_flag=ready,

@@ -23,7 +23,7 @@ from ..render import render_monitor
 from ..spec_policy import SpecPolicy
 from ..targets import TargetPolicy
 from .credentials import load_ca, load_credentials
-from .kube import Kube
+from .kube import Kube, StatusConflict
 from .notifications import NotificationHost
 from .status import Report, changes, desired_status, ready_transition
 
@@ -64,6 +64,7 @@ class Supervisor:
         self.notifications: NotificationHost | None = None  # set by the daemon when it runs one
         # What we last wrote; the live body lags behind our own patches.
         self._status: Mapping[str, Any] = copy.deepcopy(dict(body.get("status") or {}))
+        self._events_taken = False  # another process stored event counts over ours
 
     async def run(self, stop: Sleep) -> None:
         try:
@@ -106,6 +107,7 @@ class Supervisor:
         """One collection and its status. Nothing raised here ends the monitor: whatever
         fails becomes `up 0` with a reason, and the next cycle tries again."""
         generation = self._body.get("metadata", {}).get("generation")
+        await self._take_stored_events()
         try:
             monitor = await self._current_monitor()
         except ConfigError as exc:
@@ -145,12 +147,38 @@ class Supervisor:
         return self.monitor
 
     async def _store_events(self, events: dict[str, Any]) -> None:
-        """The monitor's event counts, in their own status patch; raises when not written."""
-        patch: dict[str, Any] = {"events": events}
-        if "eventCursor" in self._status:
-            patch["eventCursor"] = None
-        await self._kube.patch_status(self.key.namespace, self.key.name, patch)
-        self._status = {**{k: v for k, v in self._status.items() if k != "eventCursor"}, "events": events}
+        """The monitor's event counts, in their own status patch; raises when not written.
+        They replace the counts this process stored last, and only those: a replica that was
+        frozen while another took over must not store (nor publish) what its successor counted."""
+        value = {k: v for k, v in events.items() if v is not None}  # as a merge patch leaves it
+        stored = self._status.get("events")
+        if stored is None or "eventCursor" in self._status:  # the first store
+            patch: dict[str, Any] = {"events": events}
+            if "eventCursor" in self._status:
+                patch["eventCursor"] = None
+            await self._kube.patch_status(self.key.namespace, self.key.name, patch)
+        else:
+            try:
+                await self._kube.replace_status_field(self.key.namespace, self.key.name, "events", value, stored)
+            except StatusConflict:
+                self._events_taken = True
+                raise
+        self._status = {**{k: v for k, v in self._status.items() if k != "eventCursor"}, "events": value}
+
+    async def _take_stored_events(self) -> None:
+        """After a conflict, continue from the counts the other process stored, as a
+        restarted process does (a replica that yields is paused by kopf before this)."""
+        if not self._events_taken or self.monitor is None:
+            return
+        try:
+            status = await self._kube.read_status(self.key.namespace, self.key.name)
+        except CollectionError as exc:
+            log.debug("monitor %s: stored event counts not read: %s", self.key, exc)
+            return
+        self._events_taken = False
+        self._status = {**self._status, "events": status.get("events")}
+        log.info("monitor %s: continuing from the event counts another process stored", self.key)
+        await self.close()  # _current_monitor makes a new one from them
 
     def _invalid_spec(self, error: CollectionError) -> None:
         """`up 0` and errors{reason="config"} stay, so KeycloakMonitorDown can fire."""
