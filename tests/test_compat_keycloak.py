@@ -3,10 +3,11 @@
 
 What that line answers differently (asserted below, where the product relies on it):
 - /events and /admin-events reject a millisecond `dateFrom` with 400 (a day only), ignore
-  `direction=asc` (always newest first), and `dateTo=D` ends at D's midnight (D excluded);
-- their events carry no `id` (added in 26.1), so identical failed logins of one user in one
+  `direction=asc` (always newest first), and `dateTo=D` ends at D's midnight (D excluded;
+  26.1.4 includes D);
+- their events carry no `id` (nor do 26.1.4's; 26.7's do), so identical failed logins of one user in one
   millisecond are indistinguishable but for their number;
-- a password grant with offline_access makes an online session too (26.x: offline only).
+- a password grant with offline_access makes an online session too (26.1 and 26.7: offline only).
 """
 
 import asyncio

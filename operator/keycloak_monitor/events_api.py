@@ -7,14 +7,14 @@ millisecond is not stable from one query to the next and an offset could skip on
 ids kept by the caller drop what is read twice.
 
 Servers before 26.2 (22 to 26.1) only take a day as `dateFrom` (`dateTo=D` ends at D's
-midnight) and answer newest first. There a catch-up (newest event down to the window start)
+midnight on 25.0, includes D on 26.1) and answer newest first. There a catch-up (newest event down to the window start)
 is read whole before anything is counted, since the oldest events come last; one bigger than
 MAX_LEGACY_PAGES is read a day at a time instead (`dateTo`), and a single day bigger than that
 is reported. Events stored meanwhile push the next page's events down: each page after the
 first starts a few events early (LEGACY_OVERLAP) and is matched against the end of what was
 read, so what it repeats is dropped however many events arrived meanwhile.
 
-Keycloak 25 (and older) stores events without an id: twins (the same failed login of one
+Before 26.2 events have no id (25.0.6 and 26.1.4 checked): twins (the same failed login of one
 user, twice in one millisecond) differ only by their number. An event without id is named by a digest of its
 content and, for the second twin on, its rank among them in one whole read of the window
 (which holds every twin, as they share their millisecond), so each is counted once.
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def event_id(event: Event) -> str:
-    """Keycloak 26 gives each event an id; without one (25 and older) its content names it
+    """Keycloak 26.2+ gives each event an id; without one (before) its content names it
     (with_ids tells twins apart)."""
     if event.get("id"):
         return str(event["id"])
@@ -187,7 +187,7 @@ class EventSource:
 
     async def _newest_first(self, start: int, upto: int | None) -> list[Event] | None:
         params: dict[str, Any] = {"dateFrom": _day(start, -1)} if start else {}
-        if upto is not None:  # D's midnight in the server's zone: a prefix from `start`, whatever the zone
+        if upto is not None:  # a prefix from `start` whatever the zone and whether D is included
             params["dateTo"] = _day(upto, +1)
         read: list[Event] = []  # newest first, each event once
         ids: list[str] = []
