@@ -177,7 +177,7 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
-ORDER = ("scrape", "collection_keycloak", "collection_synthetic")
+ORDER = ("scrape", "collection_keycloak", "collection_synthetic", "operator_scale")
 
 
 def write(results: Sequence[Result], directory: Path, summary: Path, host: dict[str, Any]) -> None:

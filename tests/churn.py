@@ -1,6 +1,6 @@
 """Monitors created and deleted in a loop against a running operator: afterwards its
 memory, task count and series must be back at their baseline. A short run is a test
-(tests/test_resilience.py), the long one a benchmark (bench/churn.py)."""
+(tests/test_resilience.py), 1,000 cycles beside 500 monitors a benchmark (bench/operator_scale.py)."""
 
 import time
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ class Footprint:
     series: int  # lines of /metrics about the churned namespace
 
 
-def _unlabelled(text: str, name: str) -> float:
+def unlabelled(text: str, name: str) -> float:
     for line in text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
@@ -27,8 +27,8 @@ def _unlabelled(text: str, name: str) -> float:
 def footprint(operator: OperatorProcess, namespace: str) -> Footprint:
     text = operator.metrics()
     return Footprint(
-        rss_bytes=_unlabelled(text, "process_resident_memory_bytes"),
-        tasks=_unlabelled(text, "python_asyncio_tasks"),
+        rss_bytes=unlabelled(text, "process_resident_memory_bytes"),
+        tasks=unlabelled(text, "python_asyncio_tasks"),
         series=sum(1 for line in text.splitlines() if f'namespace="{namespace}"' in line),
     )
 
@@ -73,12 +73,14 @@ def churn(
     seconds: float,
     collected: bool = False,
     progress: bool = False,
+    min_rounds: int = 1,
 ) -> tuple[Footprint, Footprint, int]:
-    """(baseline after one warm-up round, footprint once settled after the loop, rounds)."""
+    """(baseline after one warm-up round, footprint once settled after the loop, rounds):
+    rounds go on for `seconds`, and at least `min_rounds` of them."""
     churn_round(kube, operator, namespace, docs, collected)  # imports, pools and caches fill once
     baseline = footprint(operator, namespace)
     deadline, rounds = time.monotonic() + seconds, 0
-    while rounds == 0 or time.monotonic() < deadline:
+    while rounds < min_rounds or time.monotonic() < deadline:
         churn_round(kube, operator, namespace, docs, collected)
         rounds += 1
         if progress:

@@ -20,9 +20,16 @@ def free_port() -> int:
 
 class OperatorProcess:
     def __init__(
-        self, kubeconfig: Path, selector: str, log_dir: Path, extra_args: tuple[str, ...] = (), https: bool = False
+        self,
+        kubeconfig: Path,
+        selector: str,
+        log_dir: Path,
+        extra_args: tuple[str, ...] = (),
+        https: bool = False,
+        launcher: tuple[str, ...] = ("-m", "keycloak_monitor"),
     ) -> None:
         self.kubeconfig, self.selector, self.extra_args, self.https = kubeconfig, selector, extra_args, https
+        self.launcher = launcher  # what python runs: the operator, or a wrapper around it (bench/)
         self.port = free_port()
         self.log_path = log_dir / f"operator-{self.port}.log"
         self._process: subprocess.Popen[bytes] | None = None
@@ -38,7 +45,7 @@ class OperatorProcess:
     def launch(self) -> None:
         """Start the process without waiting for it (to start several at once)."""
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
-        command = [sys.executable, "-m", "keycloak_monitor", "run", "--all-namespaces", "--host", "127.0.0.1"]
+        command = [sys.executable, *self.launcher, "run", "--all-namespaces", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--selector", self.selector, "--log-level", "DEBUG", *self.extra_args]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -75,11 +82,15 @@ class OperatorProcess:
             process.kill()
             return process.wait()
 
+    def signal(self, sig: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(sig)
+
     def healthz(self) -> int:
         return httpx.get(f"{self.url}/healthz", timeout=5).status_code
 
-    def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics", timeout=5).text
+    def metrics(self, timeout: float = 5) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=timeout).text
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

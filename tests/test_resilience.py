@@ -776,7 +776,7 @@ def test_uninstall_releases_monitors_the_operator_left_behind(plane, kube, keycl
     )
 
 
-CHURN_SECONDS = float(os.environ.get("KCM_CHURN_SECONDS", "0"))  # 0: one round; bench/churn.py runs 300
+CHURN_SECONDS = float(os.environ.get("KCM_CHURN_SECONDS", "0"))  # 0: one round; see bench/operator_scale.py
 
 
 def test_monitor_churn_returns_to_baseline(plane, kube, keycloak, realm, start_operator):
@@ -787,7 +787,7 @@ def test_monitor_churn_returns_to_baseline(plane, kube, keycloak, realm, start_o
     baseline, after, rounds = churn(kube, operator, ns, docs, CHURN_SECONDS)
     assert after.series == 0
     assert after.tasks <= baseline.tasks
-    # The long run (bench/churn.py) reports the trend. One round shows a leak of about 1 MiB
+    # The long run (bench/operator_scale.py) reports the trend. One round shows a leak of about 1 MiB
     # a monitor (+50 MiB, what each TLS context used to cost), not allocator noise.
     assert after.rss_bytes <= baseline.rss_bytes * 1.25, (baseline, after)
     fault_matrix.record(
