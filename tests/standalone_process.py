@@ -31,12 +31,12 @@ class StandaloneProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, ready_series: str, timeout: float = 60) -> "StandaloneProcess":
-        """Start and wait until /metrics shows `ready_series` (a first collection)."""
+    def start(self, ready_series: str, timeout: float = 60, args: tuple[str, ...] = ()) -> "StandaloneProcess":
+        """Start (with more command-line `args`) and wait until /metrics shows `ready_series` (a first collection)."""
         command = [sys.executable, "-m", "keycloak_monitor", "standalone", "--config", str(self.config)]
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [*command, "--host", "127.0.0.1"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+                [*command, "--host", "127.0.0.1", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.wait_for(lambda text: ready_series in text, timeout, f"{ready_series} on /metrics")
         return self
@@ -62,16 +62,17 @@ class StandaloneProcess:
             time.sleep(0.3)
         raise AssertionError(f"no {what} within {timeout:.0f}s:\n{self.log_tail()}")
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        """Send `sig` and wait for the exit; its status, or None when not running."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
-            return
+            return None
         process.send_signal(sig)
         try:
-            process.wait(30)
+            return process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.wait()
+            return process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
         try:
