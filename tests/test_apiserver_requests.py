@@ -85,6 +85,7 @@ def grown(start: list[tuple[float, float]], end: list[tuple[float, float]]) -> l
 
 def test_a_live_realm_costs_no_secret_read_and_no_status_write_per_cycle(cluster, operator, live):  # noqa: F811
     gets = requests(cluster, "secrets", "GET")
+    follows = requests(cluster, "secrets", "LIST") + requests(cluster, "secrets", "WATCH")
     patches = requests(cluster, "keycloakmonitors", "PATCH", "status")
     start = cycles_and_sessions(operator, live)
     wait_for(
@@ -98,6 +99,9 @@ def test_a_live_realm_costs_no_secret_read_and_no_status_write_per_cycle(cluster
     cycles = sum(c for c, _ in growth)
     assert all(sessions > 0 for _, sessions in growth), f"the sessions did not move: {growth}"
     assert secret_gets == 0, f"{secret_gets:g} Secret GETs over {cycles:g} cycles"
+    # One watch for all monitors, renewed every --watch-timeout (60 s): not one per monitor or cycle.
+    follows = requests(cluster, "secrets", "LIST") + requests(cluster, "secrets", "WATCH") - follows
+    assert follows <= 2, f"{follows:g} Secret lists and watches over {cycles:g} cycles"
     # Numbers alone are not written; the event totals at most every EVENT_STORE_EVERY seconds.
     seconds = max(c for c, _ in growth) * INTERVAL
     bound = MONITORS * (seconds // EVENT_STORE_EVERY + 1)
