@@ -2,12 +2,13 @@
 plain offset pages, and by the anchored pages the monitor reads (anchored_pages.py); and
 the memory a listing holds.
 
-    .venv/bin/python -m bench.session_listing [sessions=2000] [listings=10] [page=100] [volatile]
+    .venv/bin/python -m bench.session_listing [sessions=2000] [listings=10] [page=100] [volatile] [compat]
 
 Four threads log users in, out and refresh tokens while the listings run (tests/session_churn.py).
 A listing must hold every session alive from its start to its end, and none that never
 lived during it. `volatile` starts Keycloak without persistent sessions
-(KC_FEATURES_DISABLED=persistent-user-sessions).
+(KC_FEATURES_DISABLED=persistent-user-sessions); `compat` the oldest Keycloak the tests run
+(KEYCLOAK_COMPAT_VERSION, 25.0.6: volatile sessions by default).
 """
 
 import asyncio
@@ -22,7 +23,7 @@ from keycloak_monitor.config import Credentials, parse_spec
 from keycloak_monitor.sessions import list_online_sessions, parse_session_stats
 from tests.realms import PASSWORD, make_realm
 from tests.session_churn import SessionTruth, churning, login_all
-from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer, ensure_distribution
+from tests.testbed.keycloak import KEYCLOAK_COMPAT_VERSION, KeycloakAdmin, KeycloakServer, ensure_distribution
 
 
 class Reads:
@@ -108,12 +109,12 @@ async def run(keycloak: KeycloakServer, admin: KeycloakAdmin, sessions: int, lis
 
 
 def main() -> None:
-    numbers = [int(a) for a in sys.argv[1:] if a != "volatile"]
+    numbers = [int(a) for a in sys.argv[1:] if a.isdigit()]
     sessions, listings, page = (*numbers, *(2000, 10, 100)[len(numbers) :])[:3]
     if "volatile" in sys.argv:
         os.environ["KC_FEATURES_DISABLED"] = "persistent-user-sessions"
     with (
-        KeycloakServer(ensure_distribution()) as keycloak,
+        KeycloakServer(ensure_distribution(*[KEYCLOAK_COMPAT_VERSION] * ("compat" in sys.argv))) as keycloak,
         KeycloakAdmin(keycloak.base_url, keycloak.admin_user, keycloak.admin_password) as admin,
     ):
         asyncio.run(run(keycloak, admin, sessions, listings, page))

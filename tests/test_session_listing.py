@@ -19,10 +19,12 @@ ORIGINAL = [f"s{i:02d}" for i in range(30)]  # Keycloak 26 lists a client's sess
 
 class ShiftingRealm:
     """Thirty sessions of one client; once page 0 is answered, `change` alters the list
-    before any later page is answered (sessions begin or end between two page reads)."""
+    before any later page is answered (sessions begin, end or are refreshed between two
+    page reads). Listed by id (Keycloak 26), or by last refresh (volatile sessions)."""
 
-    def __init__(self, change: Callable[[list[str]], None]) -> None:
+    def __init__(self, change: Callable[[list[str]], None], by_refresh: bool = False) -> None:
         self.ids = list(ORIGINAL)
+        self.by_refresh = by_refresh
         self.change: Callable[[list[str]], None] | None = change
         self.first_page_answered = asyncio.Event()
         self.pages: list[tuple[int, int]] = []  # (first, max) of each page read, in order
@@ -42,7 +44,13 @@ class ShiftingRealm:
         self.pages.append((first, size))
         if first == 0:
             self.first_page_answered.set()
-        body = [{"id": i, "userId": f"user-of-{i}", "username": i, "start": 0} for i in self.ids[first : first + size]]
+        page = self.ids[first : first + size]
+        # By id, the refresh times are in no order; by refresh, they grow along the list.
+        times = range(first, first + len(page)) if self.by_refresh else range(len(page), 0, -1)
+        body = [
+            {"id": i, "userId": f"user-of-{i}", "username": i, "start": 0, "lastAccess": t}
+            for i, t in zip(page, times, strict=True)
+        ]
         return httpx.Response(200, json=body)
 
 
@@ -64,8 +72,13 @@ def begin_three(ids: list[str]) -> None:
     ids[1:1] = ["s00a", "s00b", "s00c"]  # plain offsets would now read s07, s08, s09 twice
 
 
-async def test_sessions_ended_before_a_page_boundary_do_not_hide_the_next_ones():
-    realm = ShiftingRealm(end_three)
+def refresh_one(ids: list[str]) -> None:
+    ids.append(ids.pop(15))  # by last refresh, a refreshed session moves to the end
+
+
+@pytest.mark.parametrize("by_refresh", [False, True], ids=["by-id", "by-refresh"])
+async def test_sessions_ended_before_a_page_boundary_do_not_hide_the_next_ones(by_refresh: bool):
+    realm = ShiftingRealm(end_three, by_refresh)
     online = await list_shifting(realm)
     # s01..s03 were listed before they ended; every session is counted, once.
     assert sorted(online.sessions) == ORIGINAL
@@ -74,12 +87,22 @@ async def test_sessions_ended_before_a_page_boundary_do_not_hide_the_next_ones()
     assert (8, 12) in realm.pages and (6, 14) in realm.pages
 
 
-async def test_sessions_begun_before_a_page_boundary_are_not_counted_twice():
-    realm = ShiftingRealm(begin_three)
+@pytest.mark.parametrize("by_refresh", [False, True], ids=["by-id", "by-refresh"])
+async def test_sessions_begun_before_a_page_boundary_are_not_counted_twice(by_refresh: bool):
+    realm = ShiftingRealm(begin_three, by_refresh)
     online = await list_shifting(realm)
     assert sorted(online.sessions) == ORIGINAL  # s07..s09 were read twice, counted once
     assert summarize(online, 0.0, 0).user_sessions == 30
     assert online.discrepancy == 0
+
+
+async def test_a_session_refreshed_past_the_pages_read_is_still_listed():
+    """Listed by last refresh, pages are read one after another: a session moved from a page
+    not yet read to the end is found there."""
+    realm = ShiftingRealm(refresh_one, by_refresh=True)
+    online = await list_shifting(realm)
+    assert sorted(online.sessions) == ORIGINAL
+    assert [first for first, _ in realm.pages] == sorted(first for first, _ in realm.pages)  # in turn
 
 
 @pytest.mark.keycloak

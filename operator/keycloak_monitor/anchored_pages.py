@@ -8,6 +8,10 @@ counts once; and every page but the first starts `overlap` items before its boun
 must contain an item of the page before it (an anchor): with one, nothing between the two
 pages was skipped. A page without an anchor is read again with twice the overlap, a few
 times; a boundary still without one is reported, and the caller says how far it may be off.
+
+An order that moves an item to the end when it changes (by last refresh) needs the pages
+read one after another: an item moved past pages already read would be missed. A fixed
+order lets the pages a count announces be read side by side.
 """
 
 from collections.abc import Awaitable, Callable
@@ -17,7 +21,8 @@ from typing import Generic, TypeVar
 from .tasks import all_of
 
 T = TypeVar("T")
-Fetch = Callable[[int, int], Awaitable[list[tuple[str, T]]]]  # (first, max) -> [(id, item)]
+# (first, max) -> ([(id, item)], whether the page is in an order that moves items)
+Fetch = Callable[[int, int], Awaitable[tuple[list[tuple[str, T]], bool]]]
 
 # Re-reads of one page whose overlap holds no item of the page before: the overlap doubles
 # each time (capped at a page), then the boundary is counted as unanchored.
@@ -36,22 +41,25 @@ class Listing(Generic[T]):
 class _Page(Generic[T]):
     items: list[tuple[str, T]]
     full: bool  # as long as asked: the list may go on
+    moving: bool
 
 
 async def list_anchored(fetch: Fetch[T], page_size: int, overlap: int, expected: int = 0) -> Listing[T]:
-    """Every item once by id. `expected` (a count read beforehand) lets the first pages be
-    read concurrently: with a fixed order, anchors hold whatever order pages are read in."""
+    """Every item once by id. `expected` (a count read beforehand) lets the pages after the
+    first be read concurrently when the first shows a fixed order: anchors then hold
+    whatever order the pages are read in."""
     listing: Listing[T] = Listing({})
 
     async def read(number: int, widen: int = 0) -> _Page[T]:
         first = max(0, number * page_size - min(page_size, overlap << widen)) if number else 0
         size = (number + 1) * page_size - first
         listing.requests += 1
-        items = await fetch(first, size)
-        return _Page(items, len(items) >= size)
+        items, moving = await fetch(first, size)
+        return _Page(items, len(items) >= size, moving)
 
-    known = max(1, -(-expected // page_size))
-    pages = await all_of(read(n) for n in range(known))
+    pages = [await read(0)]
+    ahead = 0 if pages[0].moving or not pages[0].full else -(-expected // page_size) - 1
+    pages += await all_of(read(n) for n in range(1, 1 + ahead))
     listing.items.update(pages[0].items)
     number = 0
     while pages[number].full:

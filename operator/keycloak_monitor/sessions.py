@@ -1,6 +1,7 @@
 """Online sessions of a realm: cheap per-client counters first, then a paged listing."""
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from .admin_client import AdminClient
@@ -88,6 +89,16 @@ def _online(session: Any) -> tuple[str, OnlineSession]:
     return str(session["id"]), compact
 
 
+def _in_refresh_order(body: list[Any]) -> bool:
+    """Volatile sessions (Keycloak before 25, or persistent sessions turned off) are listed
+    by last refresh, and a refresh moves a session to the end; persistent ones by id, a
+    fixed order. A page in last-refresh order (or without times) is taken for the former."""
+    try:
+        return all(a["lastAccess"] <= b["lastAccess"] for a, b in pairwise(body))
+    except (KeyError, TypeError):
+        return True
+
+
 @dataclass(frozen=True)
 class OnlineSessions:
     sessions: dict[str, OnlineSession]  # by session id
@@ -108,12 +119,12 @@ async def list_online_sessions(
     any count between the two readings right; outside it, some were missed or are stale."""
 
     async def of_client(stat: SessionStat) -> Listing[OnlineSession]:
-        async def fetch(first: int, size: int) -> list[tuple[str, OnlineSession]]:
+        async def fetch(first: int, size: int) -> tuple[list[tuple[str, OnlineSession]], bool]:
             params = {"first": first, "max": size}
             body = await api.get("/clients/{id}/user-sessions", params, id=stat.uuid)
             if not isinstance(body, list):
                 raise CollectionError(Reason.INVALID_RESPONSE, "/clients/{id}/user-sessions did not answer a list")
-            return [_online(session) for session in body]
+            return [_online(session) for session in body], _in_refresh_order(body)
 
         try:
             return await list_anchored(fetch, page_size, overlap, expected=stat.active)
