@@ -5,7 +5,8 @@ with and without sessions.details. Events are off: this measures the session pat
 Each size runs in a fresh process, so its peak memory is its own; the server runs in another,
 so its CPU never counts as ours. Per steady cycle (the token cached): requests against the
 minimum (the fixed calls: client-session-stats, one page of /clients, users/count; plus, with
-details, one page of 1000 per started thousand sessions of each client with sessions), CPU
+details, client-session-stats again after the listing for the discrepancy gauge and one page
+of 1000 per started thousand sessions of each client with sessions), CPU
 per session, and the peak resident memory the collections added.
 
     python -m bench.collection_synthetic [--smoke]
@@ -29,6 +30,9 @@ from keycloak_monitor.sessions import CLIENT_PAGE_SIZE, SESSION_PAGE_SIZE
 
 CLIENTS = 20
 FIXED_CALLS = 2  # client-session-stats, users/count; /clients pages come on top
+# With details, client-session-stats once more after the listing: the counters on both sides
+# of it bound keycloak_monitor_session_listing_discrepancy.
+LISTING_CHECK_CALLS = 1
 
 
 def shape(sessions: int) -> RealmShape:
@@ -39,6 +43,7 @@ def minimum_requests(sessions: int, details: bool) -> int:
     data = RealmData(shape(sessions), 0)
     calls = FIXED_CALLS + -(-len(data.client_ids) // CLIENT_PAGE_SIZE)
     if details:
+        calls += LISTING_CHECK_CALLS
         calls += sum(-(-len(listing) // SESSION_PAGE_SIZE) for listing in data.online if listing)
     return calls
 
@@ -74,7 +79,8 @@ async def one(sessions: int, details: bool, cycles: int) -> dict[str, object]:
             outcome = await monitor.collect(credentials)
             assert outcome.ok, outcome.error
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        requests = keycloak.requests()["total"]
+        counted = keycloak.requests()
+        requests = counted["total"]
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         await monitor.close()
     snapshot = outcome.snapshot
@@ -83,6 +89,7 @@ async def one(sessions: int, details: bool, cycles: int) -> dict[str, object]:
         "sessions": sessions,
         "details": details,
         "requests_per_cycle": requests / cycles,
+        "requests_by_endpoint": {k: v / cycles for k, v in counted["endpoints"].items()},
         "minimum": minimum_requests(sessions, details),
         "cpu_s_per_cycle": cpu / cycles,
         "wall_s_per_cycle": wall / cycles,
@@ -138,7 +145,8 @@ def run(smoke: bool = False) -> Result:
                 ratio,
                 "x",
                 1.0,
-                note=f"{row['requests_per_cycle']:g} requests, minimum {row['minimum']}",
+                note=f"{row['requests_per_cycle']:g} requests, minimum {row['minimum']}: "
+                + ", ".join(f"{n:g} {endpoint}" for endpoint, n in dict(row["requests_by_endpoint"]).items()),
             )
             cpu, wall = float(row["cpu_s_per_cycle"]), float(row["wall_s_per_cycle"])
             result.add(
