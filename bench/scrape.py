@@ -175,30 +175,35 @@ async def under_load(result: Result, monitors: int, sessions: int, count: int, i
                 collections += 1
                 await asyncio.sleep(max(0.0, pause - (time.monotonic() - started)))
 
-        async def during(pause: float, scrapes_: int) -> tuple[list[float], int]:
+        async def during(pause: float, scrapes_: int) -> tuple[list[float], int, float]:
+            """Scrape times, collections, and the share of one core this process used meanwhile."""
             nonlocal collections
             collections = 0
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(loop(n, pause)) for n in range(monitors)]
                 if pause:
                     await asyncio.sleep(interval)  # every monitor in its rhythm
+                cpu, wall = time.process_time(), time.perf_counter()
                 times = await scrapes(url, scrapes_)
+                busy = (time.process_time() - cpu) / (time.perf_counter() - wall)
                 for task in tasks:
                     task.cancel()
-            return times, collections
+            return times, collections, busy
 
         url = f"http://127.0.0.1:{port}/metrics"
         try:
             await asyncio.gather(*(m.collect(credentials) for m in fleet_))  # warm: tokens, event cursors
             idle = await scrapes(url, count)
-            paced, paced_collections = await during(interval, count)
-            saturated, saturated_collections = await during(0.0, max(5, count // 5))
+            paced, paced_collections, paced_cpu = await during(interval, count)
+            saturated, saturated_collections, saturated_cpu = await during(0.0, max(5, count // 5))
             result.details["under load"] = {
                 "monitors": monitors,
                 "sessions per realm": sessions,
                 "interval_s": interval,
                 "collections during the paced scrapes": paced_collections,
                 "collections during the saturated scrapes": saturated_collections,
+                "cpu share of a core, paced": paced_cpu,
+                "cpu share of a core, saturated": saturated_cpu,
                 **{
                     f"{name}_ms": {"median": median(times) * 1e3, "p99": percentile(times, 0.99) * 1e3}
                     for name, times in (("idle", idle), ("paced", paced), ("saturated", saturated))
@@ -207,7 +212,7 @@ async def under_load(result: Result, monitors: int, sessions: int, count: int, i
             ratio = median(paced) / median(idle)
             note = (
                 f"{monitors} monitors of {sessions:,} sessions and {EVENT_RATE:g} events/s, each every {interval:g}s: "
-                f"{paced_collections} collections during {count} scrapes"
+                f"{paced_collections} collections during {count} scrapes, the process using {paced_cpu:.0%} of a core"
             )
             figure = result.add("scrape during collections: median vs idle", ratio, "x", BUSY_TARGET, note)
             result.add("scrape during collections: p99 vs idle", percentile(paced, 0.99) / percentile(idle, 0.99), "x")
@@ -215,7 +220,8 @@ async def under_load(result: Result, monitors: int, sessions: int, count: int, i
                 "scrape during back-to-back collections: median vs idle",
                 median(saturated) / median(idle),
                 "x",
-                note=f"the event loop saturated: {saturated_collections} collections during {len(saturated)} scrapes",
+                note=f"the event loop saturated: {saturated_collections} collections during {len(saturated)} scrapes, "
+                f"{saturated_cpu:.0%} of a core",
             )
             if figure.met is False:  # what keeps the event loop from the scrapes: one round of collections
                 work = await profile_async(lambda: asyncio.gather(*(m.collect(credentials) for m in fleet_)))
