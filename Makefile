@@ -38,7 +38,8 @@ test-e2e: provision
 	$(VENV)/bin/pytest -ra -m kube
 
 # Benchmarks: scrape, collection on a real Keycloak and at 50k sessions on a synthetic one,
-# the operator at 500 monitors with 1,000 create/delete cycles (a table, bench/results/*.json,
+# the operator at 500 monitors with 1,000 create/delete cycles, the cost of one more monitor of
+# a Keycloak (shared pools and tokens) (a table, bench/results/*.json,
 # bench/RESULTS.md).
 bench: provision
 	$(PY) -m bench

@@ -1,6 +1,6 @@
 """Every benchmark: a table on screen, bench/results/<name>.json, bench/RESULTS.md.
 
-    python -m bench [--smoke] [--only scrape,collection_keycloak,collection_synthetic,operator_scale] [--out DIR]
+    python -m bench [--smoke] [--only scrape,collection_keycloak,collection_synthetic,operator_scale,pools] [--out DIR]
 
 `--smoke` runs tiny sizes (tests/test_bench.py runs it so the harness cannot rot; its
 figures mean nothing). A Keycloak already running can be named with KCM_BENCH_KEYCLOAK_URL,
@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import collection_keycloak, collection_synthetic, operator_scale, scrape
+from bench import collection_keycloak, collection_synthetic, operator_scale, pools, scrape
 from bench.report import ROOT, Result, machine, table, write
 
 
@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         "collection_keycloak": lambda: collection_keycloak.run(args.smoke, keycloak_from_environment()),
         "collection_synthetic": lambda: collection_synthetic.run(args.smoke),
         "operator_scale": lambda: operator_scale.run(args.smoke),
+        "pools": lambda: pools.run(args.smoke, keycloak_from_environment()),
     }
     chosen = [name.strip() for name in args.only.split(",") if name.strip()] or list(benchmarks)
     unknown = set(chosen) - set(benchmarks)

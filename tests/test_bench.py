@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.keycloak
 
-NAMES = {"scrape", "collection_keycloak", "collection_synthetic", "operator_scale"}
+NAMES = {"scrape", "collection_keycloak", "collection_synthetic", "operator_scale", "pools"}
 
 
 @pytest.fixture(scope="module")
