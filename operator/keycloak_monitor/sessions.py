@@ -89,14 +89,16 @@ def _online(session: Any) -> tuple[str, OnlineSession]:
     return str(session["id"]), compact
 
 
-def _in_refresh_order(body: list[Any]) -> bool:
+def _refresh_order(body: list[Any]) -> list[Any] | None:
     """Volatile sessions (Keycloak before 25, or persistent sessions turned off) are listed
     by last refresh, and a refresh moves a session to the end; persistent ones by id, a
-    fixed order. A page in last-refresh order (or without times) is taken for the former."""
+    fixed order. A page in last-refresh order is taken for the former: its refresh times
+    are the sort keys."""
     try:
-        return all(a["lastAccess"] <= b["lastAccess"] for a, b in pairwise(body))
+        times = [session["lastAccess"] for session in body]
+        return times if all(a <= b for a, b in pairwise(times)) else None
     except (KeyError, TypeError):
-        return True
+        return None  # no usable times: anchored by id alone
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,12 @@ async def list_online_sessions(
     any count between the two readings right; outside it, some were missed or are stale."""
 
     async def of_client(stat: SessionStat) -> Listing[OnlineSession]:
-        async def fetch(first: int, size: int) -> tuple[list[tuple[str, OnlineSession]], bool]:
+        async def fetch(first: int, size: int) -> tuple[list[tuple[str, OnlineSession]], list[Any] | None]:
             params = {"first": first, "max": size}
             body = await api.get("/clients/{id}/user-sessions", params, id=stat.uuid)
             if not isinstance(body, list):
                 raise CollectionError(Reason.INVALID_RESPONSE, "/clients/{id}/user-sessions did not answer a list")
-            return [_online(session) for session in body], _in_refresh_order(body)
+            return [_online(session) for session in body], _refresh_order(body)
 
         try:
             return await list_anchored(fetch, page_size, overlap, expected=stat.active)
