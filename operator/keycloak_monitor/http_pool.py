@@ -65,7 +65,8 @@ def _shared_context(verify: bool) -> ssl.SSLContext:
 
 
 def ssl_verify(spec: MonitorSpec, ca_data: str | None = None) -> ssl.SSLContext:
-    """TLS verification is on unless the spec says otherwise; a CA adds to the system store."""
+    """TLS verification is on unless the spec says otherwise; a CA bundle is trusted instead of
+    the system store (create_default_context loads the store only without one)."""
     if spec.tls.insecure_skip_verify:
         return _shared_context(False)
     if not (ca_data or spec.tls.ca_file):
