@@ -1,5 +1,6 @@
 """Online sessions of a realm: cheap per-client counters first, then a paged listing."""
 
+import sys
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -85,8 +86,10 @@ class OnlineSession:
 def _online(session: Any) -> tuple[str, OnlineSession]:
     if not isinstance(session, dict) or "id" not in session or "userId" not in session:
         raise CollectionError(Reason.INVALID_RESPONSE, "user-sessions: entry without id/userId")
-    compact = OnlineSession(str(session["userId"]), str(session.get("username") or ""), session.get("start"))
-    return str(session["id"]), compact
+    # Interned: a user's sessions share one copy of the user's id and name, so the listing
+    # grows with users more than with sessions.
+    user_id, username = sys.intern(str(session["userId"])), sys.intern(str(session.get("username") or ""))
+    return str(session["id"]), OnlineSession(user_id, username, session.get("start"))
 
 
 def _refresh_order(body: list[Any]) -> list[Any] | None:
