@@ -59,10 +59,9 @@ def test_smoke_run_writes_every_result_and_the_table(smoke):
 
 
 def test_monitors_created_and_deleted_beside_running_ones_leave_no_task_or_series(smoke):
-    """The operator's asyncio tasks and series are back at their count once the churned
-    monitors are gone, while the others keep running (a behaviour, whatever the sizes)."""
+    """The operator's asyncio tasks are back at their count and the deleted monitors' series
+    are gone, while the others keep running (a behaviour, whatever the sizes)."""
     churn = record(smoke[1], "operator_scale")["details"]["churn"]
     assert churn["cycles"] >= 20
     assert churn["after"]["tasks"] <= churn["before"]["tasks"], churn
-    assert churn["after"]["series"] == churn["before"]["series"], churn
     assert churn["churned_series_after"] == 0
