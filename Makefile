@@ -31,7 +31,7 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 
 test: provision lint
-	$(VENV)/bin/pytest -ra
+	$(VENV)/bin/pytest -ra --durations=15
 
 # The operator end-to-end tests only, e.g. against a kind cluster named by KUBECONFIG.
 test-e2e: provision
