@@ -53,6 +53,14 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * resource.getpagesize()
 
 
+def high_water_bytes() -> int:
+    """This process's peak resident memory: VmHWM starts afresh at exec, where ru_maxrss
+    keeps the parent's peak from before it."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
+
 def monitor_for(url: str, details: bool) -> Monitor:
     spec = {
         "url": url,
@@ -81,7 +89,7 @@ async def one(sessions: int, details: bool, cycles: int) -> dict[str, object]:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         counted = keycloak.requests()
         requests = counted["total"]
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        peak = high_water_bytes()
         await monitor.close()
     snapshot = outcome.snapshot
     assert snapshot is not None
