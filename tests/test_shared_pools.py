@@ -28,8 +28,10 @@ def monitor_account(kc_admin: KeycloakAdmin, realm: Realm) -> str:
     return user_id
 
 
-def monitors(url: str, realm: str, count: int, pools: HttpPools, store: MetricsStore) -> list[Monitor]:
-    spec = parse_spec({"url": url, "realm": realm, "authRealm": realm, "interval": "30s", "timeout": "20s"})
+def monitors(
+    url: str, realm: str, count: int, pools: HttpPools, store: MetricsStore, timeout: str = "20s"
+) -> list[Monitor]:
+    spec = parse_spec({"url": url, "realm": realm, "authRealm": realm, "interval": "30s", "timeout": timeout})
     return [Monitor(MonitorKey("pool", f"m{i}"), spec, store, pools=pools) for i in range(count)]
 
 
@@ -85,6 +87,24 @@ async def test_requests_in_flight_to_one_keycloak_stay_within_the_bound(keycloak
         outcomes = await collect_all(group, Credentials(username="watcher", password=PASSWORD))
         assert all(o.ok and o.snapshot is not None and o.snapshot.users == 4 for o in outcomes), outcomes
         assert proxy.most_in_flight == 2
+        await asyncio.gather(*(m.close() for m in group))
+    assert len(pools) == 0
+
+
+async def test_monitors_started_together_each_collect_within_their_budget(keycloak, kc_admin):
+    """Sixteen monitors of one Keycloak started at once, two request slots, 0.15 s a request:
+    sharing the slots among all sixteen, each would need about 12 s and every one would
+    outrun its 5 s budget, together, again each interval. Admitted a few at a time, each
+    takes about 1.5 s and all succeed."""
+    realm = make_realm(kc_admin, "admission")
+    monitor_account(kc_admin, realm)
+    pools, store = HttpPools(max_requests=2), MetricsStore(False)
+    async with FaultProxy(keycloak.base_url) as proxy:
+        proxy.delay("/admin/realms/", 0.15)
+        group = monitors(proxy.url, realm.name, 16, pools, store, timeout="5s")
+        outcomes = await collect_all(group, Credentials(username="watcher", password=PASSWORD))
+        assert [o.error for o in outcomes if not o.ok] == []
+        assert all(o.snapshot is not None and o.snapshot.users == 4 for o in outcomes)
         await asyncio.gather(*(m.close() for m in group))
     assert len(pools) == 0
 

@@ -60,6 +60,13 @@ class AdminClient:
         self._tokens: TokenProvider | None = None
         self._realm_url = f"{spec.url}/admin/realms/{quote(spec.realm, safe='')}"
 
+    @property
+    def admission(self) -> asyncio.Semaphore:
+        """A place among the collections under way at this Keycloak. Hundreds of monitors
+        started at once would otherwise share the request slots so thinly that every one of
+        them outruns its budget, together, again each interval."""
+        return self._pool.collections
+
     async def use_credentials(self, credentials: Credentials) -> None:
         """Credentials are read before every collection, so a rotated Secret applies at once:
         other credentials mean another account, so another token."""

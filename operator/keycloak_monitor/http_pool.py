@@ -101,6 +101,7 @@ class Pool:
     key: PoolKey
     http: httpx.AsyncClient
     slots: asyncio.Semaphore  # the origin's, shared with its other pools
+    collections: asyncio.Semaphore  # the origin's collections under way, shared likewise
     tokens: Shared[Account, TokenProvider] = field(default_factory=Shared)
 
 
@@ -113,6 +114,7 @@ class HttpPools:
         self.max_requests = max_requests
         self._pools: Shared[PoolKey, Pool] = Shared()
         self._slots: Shared[str, asyncio.Semaphore] = Shared()
+        self._collections: Shared[str, asyncio.Semaphore] = Shared()
 
     def __len__(self) -> int:
         return len(self._pools)
@@ -134,10 +136,12 @@ class HttpPools:
             limits=httpx.Limits(max_connections=self.max_requests, max_keepalive_connections=self.max_requests),
         )
         slots = self._slots.acquire(key.origin, lambda: asyncio.Semaphore(self.max_requests))
-        return Pool(key, httpx.AsyncClient(transport=transport, headers=HEADERS), slots)
+        collections = self._collections.acquire(key.origin, lambda: asyncio.Semaphore(self.max_requests))
+        return Pool(key, httpx.AsyncClient(transport=transport, headers=HEADERS), slots, collections)
 
     async def release(self, pool: Pool) -> None:
         """Closes the pool's connections when its last monitor leaves."""
         if self._pools.release(pool.key) is not None:
             self._slots.release(pool.key.origin)
+            self._collections.release(pool.key.origin)
             await pool.http.aclose()

@@ -81,6 +81,10 @@ class Monitor:
         self._publish(None)  # health series exist from the start, `up` 0 until proven
 
     async def collect(self, credentials: Credentials, ca_data: str | None = None) -> Outcome:
+        async with self.api.admission:  # the wait for a place is not part of the budget
+            return await self._collect(credentials, ca_data)
+
+    async def _collect(self, credentials: Credentials, ca_data: str | None) -> Outcome:
         started = time.monotonic()
         try:
             # spec.timeout is the budget of the whole collection (shorter than the interval,
