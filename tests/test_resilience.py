@@ -38,7 +38,7 @@ from tests.testbed.kube_build import ensure_binaries
 pytestmark = [pytest.mark.kube, pytest.mark.keycloak]
 
 ROOT = Path(__file__).resolve().parent.parent
-OUTAGE = 30.0  # seconds the apiserver stays down, as in an upgrade
+OUTAGE = 15.0  # seconds the apiserver stays down, as in an upgrade: three cycles see it gone
 
 
 @pytest.fixture(scope="module")
