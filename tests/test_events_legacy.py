@@ -126,6 +126,30 @@ async def test_twins_without_ids_are_each_counted_while_a_flood_pushes_the_pages
     await monitor.close()
 
 
+async def test_a_burst_of_more_than_a_page_stored_mid_read_is_followed():
+    """Between two newest-first pages more events are stored than a page holds: the page asked
+    next lies wholly inside what was read, and the read must still move on."""
+
+    class Burst(OldEvents):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if int(request.url.params.get("first", 0)) >= 100 and len(self.events) == 300:
+                self.add(60, NOW_MS + 1000, per_ms=1)
+            return super().__call__(request)
+
+    old = Burst(ids=False)
+    store = MetricsStore(False)
+    monitor = scripted_monitor(old, store, EventLimits(page_size=40))
+    assert (await monitor.collect(CREDENTIALS)).ok
+    old.add(300, NOW_MS, per_ms=1)
+    asked = len(old.asked)
+    assert (await monitor.collect(CREDENTIALS)).ok
+    assert _value(store.render().decode(), ERRORS) == 300  # the burst is newer than the read
+    assert len(old.asked) - asked <= 360 // 20 + 4  # 20 new a page, not the same page again and again
+    assert (await monitor.collect(CREDENTIALS)).ok
+    assert _value(store.render().decode(), ERRORS) == 360
+    await monitor.close()
+
+
 async def test_a_backlog_too_big_for_one_read_on_an_older_keycloak_is_caught_up_a_day_at_a_time(monkeypatch):
     monkeypatch.setattr(events_api, "MAX_LEGACY_PAGES", 3)  # 30 events at most in one read
     old = OldEvents()

@@ -79,8 +79,11 @@ def _continuation(read_ids: Sequence[str], page: Sequence[Event], at: int) -> tu
     it was asked past the read's end; otherwise (the server ordered one millisecond's events
     differently this time) whatever the read already holds is dropped."""
     page_ids = [event_id(e) for e in page]
-    for shift in range(len(page)):
+    # Every shift up to the whole read: a burst can store more than a page between two pages.
+    for shift in range(at + len(page)):
         begin = at - shift
+        if 0 <= begin < len(read_ids) and read_ids[begin] != page_ids[0]:
+            continue  # cheap test before comparing the overlap
         both = page_ids[max(0, -begin) : len(read_ids) - begin]  # the part of the page the read holds
         if both and both == read_ids[max(0, begin) : max(0, begin) + len(both)]:
             return list(page[len(read_ids) - begin :]), shift
