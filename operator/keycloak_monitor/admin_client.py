@@ -65,7 +65,7 @@ class AdminClient:
         """A place among the collections under way at this Keycloak. Hundreds of monitors
         started at once would otherwise share the request slots so thinly that every one of
         them outruns its budget, together, again each interval."""
-        return self._pool.collections
+        return self._pool.limits.collections
 
     async def use_credentials(self, credentials: Credentials) -> None:
         """Credentials are read before every collection, so a rotated Secret applies at once:
@@ -130,7 +130,7 @@ class AdminClient:
     async def _request(self, method: str, url: str, endpoint: str, **kwargs: Any) -> httpx.Response:
         # This monitor's share first, then the Keycloak's: a monitor waiting for a slot of
         # its own never holds one of the slots all monitors of that Keycloak share.
-        async with self._slots, self._pool.slots:
+        async with self._slots, self._pool.limits.requests:
             try:
                 response = await self._pool.http.request(method, url, timeout=self.spec.timeout, **kwargs)
             except httpx.TimeoutException:

@@ -96,12 +96,19 @@ class PoolKey:
     transport: httpx.AsyncBaseTransport | None = None  # a test's own transport: shared by identity only
 
 
+class OriginLimits:
+    """One Keycloak's bounds, shared by all its pools: requests in flight and collections under way."""
+
+    def __init__(self, most: int) -> None:
+        self.requests = asyncio.Semaphore(most)
+        self.collections = asyncio.Semaphore(most)
+
+
 @dataclass(eq=False)
 class Pool:
     key: PoolKey
     http: httpx.AsyncClient
-    slots: asyncio.Semaphore  # the origin's, shared with its other pools
-    collections: asyncio.Semaphore  # the origin's collections under way, shared likewise
+    limits: OriginLimits  # the origin's, shared with its other pools
     tokens: Shared[Account, TokenProvider] = field(default_factory=Shared)
 
 
@@ -113,8 +120,7 @@ class HttpPools:
             raise ValueError("at least one request in flight per Keycloak")
         self.max_requests = max_requests
         self._pools: Shared[PoolKey, Pool] = Shared()
-        self._slots: Shared[str, asyncio.Semaphore] = Shared()
-        self._collections: Shared[str, asyncio.Semaphore] = Shared()
+        self._limits: Shared[str, OriginLimits] = Shared()
 
     def __len__(self) -> int:
         return len(self._pools)
@@ -135,13 +141,11 @@ class HttpPools:
             verify=ssl_verify(spec, ca_data),
             limits=httpx.Limits(max_connections=self.max_requests, max_keepalive_connections=self.max_requests),
         )
-        slots = self._slots.acquire(key.origin, lambda: asyncio.Semaphore(self.max_requests))
-        collections = self._collections.acquire(key.origin, lambda: asyncio.Semaphore(self.max_requests))
-        return Pool(key, httpx.AsyncClient(transport=transport, headers=HEADERS), slots, collections)
+        limits = self._limits.acquire(key.origin, lambda: OriginLimits(self.max_requests))
+        return Pool(key, httpx.AsyncClient(transport=transport, headers=HEADERS), limits)
 
     async def release(self, pool: Pool) -> None:
         """Closes the pool's connections when its last monitor leaves."""
         if self._pools.release(pool.key) is not None:
-            self._slots.release(pool.key.origin)
-            self._collections.release(pool.key.origin)
+            self._limits.release(pool.key.origin)
             await pool.http.aclose()
