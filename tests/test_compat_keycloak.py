@@ -5,6 +5,8 @@ What that line answers differently (asserted below, where the product relies on 
 - /events and /admin-events reject a millisecond `dateFrom` with 400 (a day only), ignore
   `direction=asc` (always newest first), and `dateTo=D` ends at D's midnight (D excluded;
   26.1.4 includes D);
+- the events of one millisecond come in an order that depends on the query's `first` and `max`
+  (the same query repeats its order), so pages do not repeat a millisecond the way the read holds it;
 - their events carry no `id` (nor do 26.1.4's; 26.7's do), so identical failed logins of one user in one
   millisecond are indistinguishable but for their number;
 - a password grant with offline_access makes an online session too (26.1 and 26.7: offline only).

@@ -7,6 +7,8 @@
 - a monitor further behind than the realm keeps events says so (Keycloak deletes expired
   events on its own schedule, not on a test's)."""
 
+import hashlib
+import json
 import re
 import time
 from datetime import UTC, datetime
@@ -38,18 +40,20 @@ def _day_start(day: str) -> int:
 class OldEvents:
     """/events as Keycloak before 26.2 serves it (or 26.2+ with `modern`)."""
 
-    def __init__(self, modern: bool = False, ids: bool = True) -> None:
+    def __init__(self, modern: bool = False, ids: bool = True, reorder: bool = False) -> None:
         self.modern, self.ids = modern, ids
+        self.reorder = reorder  # order one millisecond's events differently in each query, as 25.0.6 does
         self.events: list[dict] = []
         self.asked: list[str] = []
         self.stored_per_page = 0  # events stored before each page after the first
 
-    def add(self, count: int, at: int, per_ms: int = 7) -> None:
+    def add(self, count: int, at: int, per_ms: int = 7, users: int = 1) -> None:
         start = len(self.events)
         self.events += [
             {
                 **({"id": f"e{start + i}"} if self.ids else {}),  # none before Keycloak 26: twins
                 "time": at + i // per_ms,
+                "userId": f"u{i % users}",
                 "type": "LOGIN_ERROR",
                 "clientId": "web",
                 "error": "invalid_user_credentials",
@@ -75,7 +79,11 @@ class OldEvents:
             return httpx.Response(400, json={"error": "Invalid value for 'Date(From)', expected format is yyyy-MM-dd"})
         since = _day_start(day) if day else 0
         upto = _day_start(params["dateTo"]) if "dateTo" in params else 2**62  # dateTo=D ends at D's midnight
-        found = sorted((e for e in self.events if since <= e["time"] < upto), key=lambda e: -e["time"])  # newest first
+        query = str(request.url.query)
+        found = [e for e in self.events if since <= e["time"] < upto]
+        if self.reorder:  # within a millisecond, an order that depends on the query
+            found.sort(key=lambda e: hashlib.sha256((query + json.dumps(e, sort_keys=True)).encode()).digest())
+        found.sort(key=lambda e: -e["time"])  # newest first
         first, size = int(params.get("first", 0)), int(params.get("max", 100))
         return httpx.Response(200, json=found[first : first + size])
 
@@ -147,6 +155,27 @@ async def test_a_burst_of_more_than_a_page_stored_mid_read_is_followed():
     assert len(old.asked) - asked <= 360 // 20 + 4  # 20 new a page, not the same page again and again
     assert (await monitor.collect(CREDENTIALS)).ok
     assert _value(store.render().decode(), ERRORS) == 360
+    await monitor.close()
+
+
+async def test_pages_that_order_each_millisecond_differently_count_every_event_once():
+    """Keycloak 25.0.6 orders the events of one millisecond differently for each `first` and `max`
+    (seen on the real server): a millisecond cut by a page end is not what the next page repeats,
+    while more events are stored between pages."""
+    old = OldEvents(ids=False, reorder=True)
+    store = MetricsStore(False)
+    monitor = scripted_monitor(old, store, EventLimits(page_size=40))
+    assert (await monitor.collect(CREDENTIALS)).ok
+    old.add(300, NOW_MS, per_ms=6, users=4)  # twins too: six events of four users in each millisecond
+    old.stored_per_page = 9
+    asked = len(old.asked)
+    assert (await monitor.collect(CREDENTIALS)).ok
+    old.stored_per_page = 0
+    first = _value(store.render().decode(), ERRORS)
+    assert 300 <= first < len(old.events), first  # the read went on, and no event is counted twice
+    assert len(old.asked) - asked <= 2 * len(old.events) // 20, old.asked[asked:]
+    assert (await monitor.collect(CREDENTIALS)).ok
+    assert _value(store.render().decode(), ERRORS) == len(old.events)
     await monitor.close()
 
 

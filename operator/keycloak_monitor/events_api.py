@@ -10,9 +10,14 @@ Servers before 26.2 (22 to 26.1) only take a day as `dateFrom` (`dateTo=D` ends 
 midnight on 25.0, includes D on 26.1) and answer newest first. There a catch-up (newest event down to the window start)
 is read whole before anything is counted, since the oldest events come last; one bigger than
 MAX_LEGACY_PAGES is read a day at a time instead (`dateTo`), and a single day bigger than that
-is reported. Events stored meanwhile push the next page's events down: each page after the
-first starts a few events early (LEGACY_OVERLAP) and is matched against the end of what was
-read, so what it repeats is dropped however many events arrived meanwhile.
+is reported. Two things move between the pages of such a read, and the real 25.0.6 does both:
+- events stored meanwhile push the next page's events down;
+- the events of one millisecond come in an order that depends on the query's `first` and
+  `max`, so a millisecond cut by a page end is not what the next page repeats.
+So each page after the first starts a few events early (LEGACY_OVERLAP), and never after the
+millisecond the read ends in, and is aligned with the read by the events' times (an order no
+query changes), which gives how many were stored above. From that millisecond on the page
+replaces the read: each millisecond is then taken whole from one query.
 
 Before 26.2 events have no id (25.0.6 and 26.1.4 checked): twins (the same failed login of one
 user, twice in one millisecond) differ only by their number. An event without id is named by a digest of its
@@ -70,27 +75,31 @@ def with_ids(events: Sequence[Event]) -> list[Event]:
     return named
 
 
-def _continuation(read_ids: Sequence[str], page: Sequence[Event], at: int) -> tuple[list[Event], int]:
-    """What `page` adds to a read whose ids are `read_ids` (newest first), and how many events
-    were stored above it since the previous page. With none, the page begins at `at` in the
-    read; with `shift`, at at - shift (before the read's start when negative: the page then
-    begins with events stored since). The smallest shift whose overlap matches the read's
-    ids wins. When none does: a page the read knows nothing of was all stored since, unless
-    it was asked past the read's end; otherwise (the server ordered one millisecond's events
-    differently this time) whatever the read already holds is dropped."""
-    page_ids = [event_id(e) for e in page]
-    # Every shift up to the whole read: a burst can store more than a page between two pages.
-    for shift in range(at + len(page)):
-        begin = at - shift
-        if 0 <= begin < len(read_ids) and read_ids[begin] != page_ids[0]:
-            continue  # cheap test before comparing the overlap
-        both = page_ids[max(0, -begin) : len(read_ids) - begin]  # the part of the page the read holds
-        if both and both == read_ids[max(0, begin) : max(0, begin) + len(both)]:
-            return list(page[len(read_ids) - begin :]), shift
-    known = set(read_ids)
-    if at < len(read_ids) and known.isdisjoint(page_ids):
-        return [], len(page)
-    return [e for e, i in zip(page, page_ids, strict=True) if i not in known], 0
+def _runs(times: Sequence[int], lo: int, hi: int) -> list[tuple[int, int]]:
+    """The millisecond runs of times[lo:hi], as (start, end) indices."""
+    runs, begin = [], lo
+    for i in range(lo + 1, hi + 1):
+        if i == hi or times[i] != times[i - 1]:
+            runs.append((begin, i))
+            begin = i
+    return runs
+
+
+def _shift(read: tuple[list[int], list[str]], page: tuple[list[int], list[str]], at: int) -> int | None:
+    """How many events were stored above the read since `page` (times and ids) was expected at
+    read index `at`: the smallest shift under which the page's times equal the read's wherever
+    both hold events, and each millisecond both hold whole has the same events in both, in any
+    order. None when no shift fits."""
+    (read_times, read_ids), (page_times, page_ids) = read, page
+    for shift in range(at + len(page_times)):
+        begin = at - shift  # the read index of the page's first event (negative: it starts above the read)
+        lo, hi = max(0, begin), min(len(read_times), begin + len(page_times))
+        if page_times[lo - begin : hi - begin] != read_times[lo:hi]:
+            continue
+        inner = _runs(read_times, lo, hi)[1:-1]  # the first and last may be cut by either query's end
+        if all(Counter(read_ids[a:b]) == Counter(page_ids[a - begin : b - begin]) for a, b in inner):
+            return shift
+    return None
 
 
 def event_time(event: Event) -> int:
@@ -193,16 +202,33 @@ class EventSource:
         if upto is not None:  # a prefix from `start` whatever the zone and whether D is included
             params["dateTo"] = _day(upto, +1)
         read: list[Event] = []  # newest first, each event once
+        times: list[int] = []
         ids: list[str] = []
         overlap = min(LEGACY_OVERLAP, self.page_size // 2)
         stored = 0  # events stored above the read since it began: the read's end moved down by as many
         for _ in range(MAX_LEGACY_PAGES):
-            at = max(0, len(read) - overlap)
-            page = await _list(self.api, self.template, {**params, "first": stored + at, "max": self.page_size})
-            fresh, shift = _continuation(ids, page, at) if read else (list(page), 0)
+            last_ms = len(times) - 1  # where the read's last millisecond begins: possibly cut
+            while last_ms > 0 and times[last_ms - 1] == times[-1]:
+                last_ms -= 1
+            at = max(0, min(len(read) - overlap, last_ms - 1))  # an event before it pins the alignment
+            size = len(read) - at + self.page_size
+            page = await _list(self.api, self.template, {**params, "first": stored + at, "max": size})
+            page_times, page_ids = [event_time(e) for e in page], [event_id(e) for e in page]
+            shift = _shift((times, ids), (page_times, page_ids), at) if read else 0
+            if shift is None and page and read and min(page_times) >= times[0]:
+                shift = at + len(page)  # all of it stored since: the read lies further down
+            elif shift is None:
+                log.warning("%s changed under the read beyond alignment: read again next cycle", self.template)
+                return None
+            else:  # from the read's last millisecond on, the page (one query) replaces the read
+                cut = min(max(last_ms, 0), at - shift + len(page))
+                skip = cut - (at - shift)
+                read, times, ids = (
+                    read[:cut] + page[skip:],
+                    times[:cut] + page_times[skip:],
+                    ids[:cut] + page_ids[skip:],
+                )
             stored += shift
-            read += fresh
-            ids += (event_id(e) for e in fresh)
-            if len(page) < self.page_size or (read and event_time(read[-1]) < start):
+            if len(page) < size or (read and times[-1] < start):
                 return with_ids([e for e in read if event_time(e) >= start])
         return None
