@@ -179,6 +179,30 @@ async def test_pages_that_order_each_millisecond_differently_count_every_event_o
     await monitor.close()
 
 
+async def test_events_cleared_in_the_middle_of_a_read_keep_what_was_read():
+    """An administrator clears the realm's events (or they expire) while a read is under way:
+    what was read is counted, nothing twice, and the next cycles go on."""
+
+    class Cleared(OldEvents):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if int(request.url.params.get("first", 0)) >= 60 and len(self.events) == 200:
+                self.events.clear()
+            return super().__call__(request)
+
+    old = Cleared(reorder=True)
+    store = MetricsStore(False)
+    monitor = scripted_monitor(old, store, EventLimits(page_size=40))
+    assert (await monitor.collect(CREDENTIALS)).ok
+    old.add(200, NOW_MS, users=3)
+    assert (await monitor.collect(CREDENTIALS)).ok
+    read = _value(store.render().decode(), ERRORS)
+    assert 40 <= read < 200, read  # the first pages, each event once
+    old.add(5, NOW_MS + 60_000)
+    assert (await monitor.collect(CREDENTIALS)).ok
+    assert _value(store.render().decode(), ERRORS) == read + 5
+    await monitor.close()
+
+
 async def test_a_backlog_too_big_for_one_read_on_an_older_keycloak_is_caught_up_a_day_at_a_time(monkeypatch):
     monkeypatch.setattr(events_api, "MAX_LEGACY_PAGES", 3)  # 30 events at most in one read
     old = OldEvents()

@@ -94,6 +94,8 @@ def _shift(read: tuple[list[int], list[str]], page: tuple[list[int], list[str]],
     for shift in range(at + len(page_times)):
         begin = at - shift  # the read index of the page's first event (negative: it starts above the read)
         lo, hi = max(0, begin), min(len(read_times), begin + len(page_times))
+        if lo >= hi or page_times[lo - begin] != read_times[lo]:  # the cheap test first
+            continue
         if page_times[lo - begin : hi - begin] != read_times[lo:hi]:
             continue
         inner = _runs(read_times, lo, hi)[1:-1]  # the first and last may be cut by either query's end
@@ -214,8 +216,10 @@ class EventSource:
             size = len(read) - at + self.page_size
             page = await _list(self.api, self.template, {**params, "first": stored + at, "max": size})
             page_times, page_ids = [event_time(e) for e in page], [event_id(e) for e in page]
+            if read and not page:  # nothing where the read goes on: events were deleted meanwhile
+                break
             shift = _shift((times, ids), (page_times, page_ids), at) if read else 0
-            if shift is None and page and read and min(page_times) >= times[0]:
+            if shift is None and min(page_times) >= times[0]:
                 shift = at + len(page)  # all of it stored since: the read lies further down
             elif shift is None:
                 log.warning("%s changed under the read beyond alignment: read again next cycle", self.template)
@@ -230,5 +234,7 @@ class EventSource:
                 )
             stored += shift
             if len(page) < size or (read and times[-1] < start):
-                return with_ids([e for e in read if event_time(e) >= start])
-        return None
+                break
+        else:
+            return None
+        return with_ids([e for e in read if event_time(e) >= start])
