@@ -7,6 +7,7 @@ This module runs its own control plane, since its tests stop and freeze its proc
 import asyncio
 import base64
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -411,6 +412,38 @@ async def test_watched_secret_rotated_unlabelled_deleted_and_the_apiserver_gone(
             "SecretNotFound",
             "Collected",
         ]
+
+
+async def test_a_watch_too_old_to_resume_lists_again(monkeypatch, caplog):
+    """etcd's history is compacted every few minutes: a watch resumed from a version older than
+    that is answered 410 Gone, and the Secrets are listed again at once, so no change is missed.
+    Here etcd is compacted for real, behind an apiserver that watches Secrets in etcd itself (its
+    watch cache would answer from memory for longer), and the first list hands back a version
+    from before the compaction, as one taken before a long disconnection would be."""
+    control_plane = ControlPlane(ensure_binaries(), ("--watch-cache-sizes=secrets#0",)).start()
+    try:
+        kube = Kubectl(control_plane, "too-old")
+        ns = kube.namespace("too-old")
+        kube.secret(ns, "before", username="u", password="p1")
+        compacted = control_plane.compact()
+        lists = []
+        real_list = SecretWatch._list
+
+        async def stale_first(self: SecretWatch, scope: str | None) -> str:
+            version = await real_list(self, scope)
+            lists.append(version)
+            return str(compacted - 2) if len(lists) == 1 else version  # resumed after it: compacted
+
+        monkeypatch.setattr(SecretWatch, "_list", stale_first)
+        caplog.set_level(logging.DEBUG, "keycloak_monitor.controller.secret_watch")
+        async with api(control_plane.kubeconfig) as k8s, watching(k8s, ns) as watch:
+            await seen(watch, ns, "before", lambda secret: secret is not None)
+            kube.secret(ns, "after", username="u", password="p2")
+            await seen(watch, ns, "after", lambda secret: secret is not None)
+            assert len(lists) == 2, lists  # listed again, once
+        assert not caplog.records, [r.getMessage() for r in caplog.records]  # a relist, not a failure
+    finally:
+        control_plane.stop()
 
 
 async def test_ca_secret_broken_then_fixed(plane, kube, keycloak, realm):

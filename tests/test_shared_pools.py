@@ -3,6 +3,8 @@ flight for the whole process; counted at a loopback proxy in front of the real K
 
 import asyncio
 from collections.abc import Sequence
+from contextlib import suppress
+from random import Random
 
 import pytest
 
@@ -150,3 +152,34 @@ async def test_another_ca_moves_a_monitor_to_another_pool_and_closes_the_old_one
     assert shared.http.is_closed and len(pools) == 1
     await second.close()
     assert len(pools) == 0
+
+
+async def test_collections_cancelled_mid_request_never_wedge_a_keycloaks_connections(keycloak, kc_admin):
+    """Collections are cancelled in the middle of requests (their budget, a sibling's failure).
+    httpcore 1.0.9 keeps a connection slot for good when a request is cancelled while it waits
+    for its new connection (encode/httpcore#1093); once every slot is kept, every request to
+    that Keycloak waits forever. Cancelling a collection must never reach the pool."""
+    realm = make_realm(kc_admin, "cancelled")
+    monitor_account(kc_admin, realm)
+    credentials = Credentials(username="watcher", password=PASSWORD)
+    pools, store = HttpPools(max_requests=2), MetricsStore(False)
+    random = Random(7)
+    async with FaultProxy(keycloak.base_url) as proxy:
+        (monitor,) = monitors(proxy.url, realm.name, 1, pools, store)
+        assert (await monitor.collect(credentials)).ok
+        proxy.delay("/users/count", 0.02)
+
+        async def impatient() -> None:
+            with suppress(TimeoutError):
+                async with asyncio.timeout(random.uniform(0.0, 0.05)):
+                    await monitor.api.get("/users/count")
+
+        for _ in range(10):
+            async with asyncio.TaskGroup() as group:
+                for _ in range(100):
+                    group.create_task(impatient())
+        proxy.clear()
+        async with asyncio.timeout(60):  # a guard against a hang, not a speed target
+            outcome = await monitor.collect(credentials)
+        assert outcome.ok, outcome.error
+        await monitor.close()

@@ -128,11 +128,11 @@ class AdminClient:
         return await self._request(method, url, endpoint, data=data)
 
     async def _request(self, method: str, url: str, endpoint: str, **kwargs: Any) -> httpx.Response:
-        # This monitor's share first, then the Keycloak's: a monitor waiting for a slot of
-        # its own never holds one of the slots all monitors of that Keycloak share.
-        async with self._slots, self._pool.limits.requests:
+        # This monitor's share first, then the Keycloak's (in send): a monitor waiting for a
+        # slot of its own never holds one of the slots all monitors of that Keycloak share.
+        async with self._slots:
             try:
-                response = await self._pool.http.request(method, url, timeout=self.spec.timeout, **kwargs)
+                response = await self._pool.send(method, url, timeout=self.spec.timeout, **kwargs)
             except httpx.TimeoutException:
                 self._observe(endpoint, "timeout")
                 raise CollectionError(

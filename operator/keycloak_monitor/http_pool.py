@@ -14,7 +14,7 @@ import hashlib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -110,6 +110,40 @@ class Pool:
     http: httpx.AsyncClient
     limits: OriginLimits  # the origin's, shared with its other pools
     tokens: Shared[Account, TokenProvider] = field(default_factory=Shared)
+    _sending: set[asyncio.Task[httpx.Response]] = field(default_factory=set)
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request within the Keycloak's bound, carried out by a task of the pool's own.
+
+        httpcore 1.0.9 keeps a connection slot for good when a request is cancelled while it
+        waits for a new connection (encode/httpcore#1093); once every slot is kept, every
+        request to that Keycloak waits forever. Collections are cancelled (their budget, a
+        failed sibling), so a caller's cancellation ends its wait only: the request runs to its
+        own timeout, then frees its connection and its place among the requests in flight."""
+        await self.limits.requests.acquire()  # a wait that is safe to cancel
+        task = asyncio.create_task(self._carry(method, url, kwargs))
+        self._sending.add(task)
+        task.add_done_callback(self._sent)
+        return await asyncio.shield(task)
+
+    async def _carry(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        try:
+            return await self.http.request(method, url, **kwargs)
+        finally:
+            self.limits.requests.release()
+
+    def _sent(self, task: asyncio.Task[httpx.Response]) -> None:
+        self._sending.discard(task)
+        if not task.cancelled():
+            task.exception()  # a request whose caller left fails unheard, not as "never retrieved"
+
+    async def aclose(self) -> None:
+        """Ends the requests still under way (their callers left), then the connections."""
+        for task in self._sending:
+            task.cancel()
+        if self._sending:
+            await asyncio.wait(set(self._sending))
+        await self.http.aclose()
 
 
 class HttpPools:
@@ -148,4 +182,4 @@ class HttpPools:
         """Closes the pool's connections when its last monitor leaves."""
         if self._pools.release(pool.key) is not None:
             self._limits.release(pool.key.origin)
-            await pool.http.aclose()
+            await pool.aclose()
