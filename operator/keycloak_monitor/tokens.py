@@ -89,7 +89,7 @@ class TokenProvider:
         self._url = f"{base_url}/realms/{quote(auth_realm, safe='')}/protocol/openid-connect"
         self._token: Token | None = None
         self._lock = asyncio.Lock()
-        self._logins = 0  # login attempts so far
+        self._logins = 0  # logins answered so far
         self._rejected: CollectionError | None = None  # why the last login was refused
 
     def invalidate(self, access: str) -> None:
@@ -103,7 +103,7 @@ class TokenProvider:
         async with self._lock:
             if self._rejected is not None and self._logins != logins:
                 # Refused while we waited: the same credentials would be refused again, so
-                # the monitors waiting on one account do not send one login each.
+                # the requests waiting on one account do not send one (failed) login each.
                 raise self._rejected
             now = time.monotonic()
             if self._token and self._token.fresh(now):
@@ -117,13 +117,17 @@ class TokenProvider:
                 if refreshed:
                     self._token = refreshed
                     return refreshed.access
-            self._token, self._rejected, self._logins = None, None, self._logins + 1
+            self._token, self._rejected = None, None
             try:
                 self._token = await self._grant(send, self._login_fields(self._creds))
             except CollectionError as exc:
                 if exc.reason is Reason.AUTH:
                     self._rejected = exc
                 raise
+            finally:
+                # Answered, not begun: a request that began waiting during a login takes its
+                # answer (a caller cancelled meanwhile does not stop the login it started).
+                self._logins += 1
             assert self._token is not None
             return self._token.access
 
