@@ -93,6 +93,11 @@ ROWS = (
         "exactly one replica collects, the other stays idle",
     ),
     Row(
+        "Secret watch resumed after etcd compacted its history",
+        "test_resilience.py::test_a_watch_too_old_to_resume_lists_again",
+        "the apiserver answers 410 Gone; the Secrets are listed again at once, nothing logged, no change missed",
+    ),
+    Row(
         "monitor deleted after the operator is gone",
         "test_resilience.py::test_uninstall_releases_monitors_the_operator_left_behind",
         "held by the finalizer; the README's uninstall command releases it",
