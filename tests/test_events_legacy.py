@@ -179,6 +179,30 @@ async def test_pages_that_order_each_millisecond_differently_count_every_event_o
     await monitor.close()
 
 
+async def test_an_event_committed_late_inside_a_read_is_counted_once():
+    """Keycloak stamps an event's time before its transaction ends: one committed while a
+    newest-first read is under way can land inside what the read holds, where no shift of
+    the pages explains it. The read begins again, and every event is counted once."""
+
+    class LateCommit(OldEvents):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if int(request.url.params.get("first", 0)) >= 20 and len(self.events) == 300:
+                late = {**self.events[269], "userId": "late"}  # stamped among the ones read
+                self.events.append(late)
+            return super().__call__(request)
+
+    old = LateCommit(ids=False, reorder=True)
+    store = MetricsStore(False)
+    monitor = scripted_monitor(old, store, EventLimits(page_size=40))
+    assert (await monitor.collect(CREDENTIALS)).ok
+    old.add(300, NOW_MS, per_ms=1)
+    assert (await monitor.collect(CREDENTIALS)).ok
+    assert _value(store.render().decode(), ERRORS) == 301
+    assert (await monitor.collect(CREDENTIALS)).ok
+    assert _value(store.render().decode(), ERRORS) == 301
+    await monitor.close()
+
+
 async def test_events_cleared_in_the_middle_of_a_read_keep_what_was_read():
     """An administrator clears the realm's events (or they expire) while a read is under way:
     what was read is counted, nothing twice, and the next cycles go on."""

@@ -42,6 +42,7 @@ ADMIN_EVENTS = "/admin-events"
 PAGE_SIZE = 500
 TIE_PAGE_SIZE = 10_000  # events of one millisecond, read in one request when a page is all ties
 MAX_LEGACY_PAGES = 100
+LEGACY_READ_ATTEMPTS = 3  # whole reads begun again when an event is committed inside one
 LEGACY_OVERLAP = 50  # events each newest-first page re-reads of the previous one (at most half a page)
 MAX_EMPTY_DAYS = 60  # quiet days skipped per cycle when a backlog is read a day at a time
 DAY_MS = 86_400_000
@@ -102,6 +103,11 @@ def _shift(read: tuple[list[int], list[str]], page: tuple[list[int], list[str]],
         if all(Counter(read_ids[a:b]) == Counter(page_ids[a - begin : b - begin]) for a, b in inner):
             return shift
     return None
+
+
+class _Moved(Exception):
+    """A page that fits the read under no shift: an event was committed inside what was read
+    (Keycloak stamps an event's time before its transaction ends)."""
 
 
 def event_time(event: Event) -> int:
@@ -200,6 +206,17 @@ class EventSource:
         return None
 
     async def _newest_first(self, start: int, upto: int | None) -> list[Event] | None:
+        """One whole read (see _read_newest_first), begun again when an event committed late
+        lands inside what a read holds: in flight, its transaction ends within moments."""
+        for attempt in range(1, LEGACY_READ_ATTEMPTS + 1):
+            try:
+                return await self._read_newest_first(start, upto)
+            except _Moved:
+                level = logging.WARNING if attempt == LEGACY_READ_ATTEMPTS else logging.INFO
+                log.log(level, "%s changed inside a read (attempt %d): reading again", self.template, attempt)
+        return None
+
+    async def _read_newest_first(self, start: int, upto: int | None) -> list[Event] | None:
         params: dict[str, Any] = {"dateFrom": _day(start, -1)} if start else {}
         if upto is not None:  # a prefix from `start` whatever the zone and whether D is included
             params["dateTo"] = _day(upto, +1)
@@ -222,8 +239,7 @@ class EventSource:
             if shift is None and min(page_times) >= times[0]:
                 shift = at + len(page)  # all of it stored since: the read lies further down
             elif shift is None:
-                log.warning("%s changed under the read beyond alignment: read again next cycle", self.template)
-                return None
+                raise _Moved
             else:  # from the read's last millisecond on, the page (one query) replaces the read
                 cut = min(max(last_ms, 0), at - shift + len(page))
                 skip = cut - (at - shift)
