@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import httpx
@@ -40,9 +41,16 @@ def _day_start(day: str) -> int:
 class OldEvents:
     """/events as Keycloak before 26.2 serves it (or 26.2+ with `modern`)."""
 
-    def __init__(self, modern: bool = False, ids: bool = True, reorder: bool = False) -> None:
+    def __init__(
+        self,
+        modern: bool = False,
+        ids: bool = True,
+        reorder: bool = False,
+        meanwhile: Callable[["OldEvents", int], None] | None = None,
+    ) -> None:
         self.modern, self.ids = modern, ids
         self.reorder = reorder  # order one millisecond's events differently in each query, as 25.0.6 does
+        self.meanwhile = meanwhile  # what happens to the events before a page from `first` is answered
         self.events: list[dict] = []
         self.asked: list[str] = []
         self.stored_per_page = 0  # events stored before each page after the first
@@ -62,8 +70,10 @@ class OldEvents:
         ]  # seven events per millisecond
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
-        params = request.url.params
-        self.asked.append(str(request.url.query))
+        params, query = request.url.params, str(request.url.query)
+        self.asked.append(query)
+        if self.meanwhile is not None:
+            self.meanwhile(self, int(params.get("first", 0)))
         if self.modern:
             since, upto = int(params.get("dateFrom", 0)), int(params.get("dateTo", 2**62))
             found = sorted((e for e in self.events if since <= e["time"] <= upto), key=lambda e: e["time"])
@@ -79,7 +89,6 @@ class OldEvents:
             return httpx.Response(400, json={"error": "Invalid value for 'Date(From)', expected format is yyyy-MM-dd"})
         since = _day_start(day) if day else 0
         upto = _day_start(params["dateTo"]) if "dateTo" in params else 2**62  # dateTo=D ends at D's midnight
-        query = str(request.url.query)
         found = [e for e in self.events if since <= e["time"] < upto]
         if self.reorder:  # within a millisecond, an order that depends on the query
             found.sort(key=lambda e: hashlib.sha256((query + json.dumps(e, sort_keys=True)).encode()).digest())
@@ -138,13 +147,11 @@ async def test_a_burst_of_more_than_a_page_stored_mid_read_is_followed():
     """Between two newest-first pages more events are stored than a page holds: the page asked
     next lies wholly inside what was read, and the read must still move on."""
 
-    class Burst(OldEvents):
-        def __call__(self, request: httpx.Request) -> httpx.Response:
-            if int(request.url.params.get("first", 0)) >= 100 and len(self.events) == 300:
-                self.add(60, NOW_MS + 1000, per_ms=1)
-            return super().__call__(request)
+    def burst(old: OldEvents, first: int) -> None:
+        if first >= 100 and len(old.events) == 300:
+            old.add(60, NOW_MS + 1000, per_ms=1)
 
-    old = Burst(ids=False)
+    old = OldEvents(ids=False, meanwhile=burst)
     store = MetricsStore(False)
     monitor = scripted_monitor(old, store, EventLimits(page_size=40))
     assert (await monitor.collect(CREDENTIALS)).ok
@@ -184,14 +191,11 @@ async def test_an_event_committed_late_inside_a_read_is_counted_once():
     newest-first read is under way can land inside what the read holds, where no shift of
     the pages explains it. The read begins again, and every event is counted once."""
 
-    class LateCommit(OldEvents):
-        def __call__(self, request: httpx.Request) -> httpx.Response:
-            if int(request.url.params.get("first", 0)) >= 20 and len(self.events) == 300:
-                late = {**self.events[269], "userId": "late"}  # stamped among the ones read
-                self.events.append(late)
-            return super().__call__(request)
+    def late_commit(old: OldEvents, first: int) -> None:
+        if first >= 20 and len(old.events) == 300:
+            old.events.append({**old.events[269], "userId": "late"})  # stamped among the ones read
 
-    old = LateCommit(ids=False, reorder=True)
+    old = OldEvents(ids=False, reorder=True, meanwhile=late_commit)
     store = MetricsStore(False)
     monitor = scripted_monitor(old, store, EventLimits(page_size=40))
     assert (await monitor.collect(CREDENTIALS)).ok
@@ -207,13 +211,11 @@ async def test_events_cleared_in_the_middle_of_a_read_keep_what_was_read():
     """An administrator clears the realm's events (or they expire) while a read is under way:
     what was read is counted, nothing twice, and the next cycles go on."""
 
-    class Cleared(OldEvents):
-        def __call__(self, request: httpx.Request) -> httpx.Response:
-            if int(request.url.params.get("first", 0)) >= 60 and len(self.events) == 200:
-                self.events.clear()
-            return super().__call__(request)
+    def clear(old: OldEvents, first: int) -> None:
+        if first >= 60 and len(old.events) == 200:
+            old.events.clear()
 
-    old = Cleared(reorder=True)
+    old = OldEvents(reorder=True, meanwhile=clear)
     store = MetricsStore(False)
     monitor = scripted_monitor(old, store, EventLimits(page_size=40))
     assert (await monitor.collect(CREDENTIALS)).ok

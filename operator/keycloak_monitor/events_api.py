@@ -253,4 +253,4 @@ class EventSource:
                 break
         else:
             return None
-        return with_ids([e for e in read if event_time(e) >= start])
+        return with_ids([e for e, when in zip(read, times, strict=True) if when >= start])
