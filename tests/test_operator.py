@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from keycloak_monitor.controller.credentials import OPT_IN_LABEL
 from tests.operator_process import OperatorProcess
@@ -66,7 +65,7 @@ class Kubectl:
         self.cluster, self.run_id = cluster, run_id
 
     def apply(self, *documents: dict[str, Any], check: bool = True):
-        return self.cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents), check=check)
+        return self.cluster.apply(*documents, check=check)
 
     def namespace(self, name: str) -> str:
         full = f"{name}-{self.run_id}"

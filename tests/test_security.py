@@ -287,8 +287,8 @@ def apply_rbac(cluster, docs: list[dict[str, Any]], prefix: str = "") -> tuple[s
         if doc["kind"] == "RoleBinding" or doc["kind"] == "ServiceAccount":
             namespace = doc["metadata"]["namespace"]
             namespace_doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
-            cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(namespace_doc))
-    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(docs))
+            cluster.apply(namespace_doc)
+    cluster.apply(*docs)
     (account,) = [d for d in docs if d["kind"] == "ServiceAccount"]
     return account["metadata"]["namespace"], account["metadata"]["name"]
 

@@ -9,9 +9,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
-import yaml
 
 from tests.operator_process import OperatorProcess
 from tests.testbed.keycloak import KeycloakAdmin, KeycloakServer, ensure_distribution
@@ -37,7 +37,7 @@ def sample_realm(admin: KeycloakAdmin) -> None:
     admin.failed_login("demo", "shop", users[1])
 
 
-def monitor_manifests(keycloak: KeycloakServer) -> str:
+def monitor_manifests(keycloak: KeycloakServer) -> list[dict[str, Any]]:
     secret = {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -57,7 +57,7 @@ def monitor_manifests(keycloak: KeycloakServer) -> str:
         },
     }
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}
-    return yaml.safe_dump_all([namespace, secret, monitor])
+    return [namespace, secret, monitor]
 
 
 def main() -> None:
@@ -74,7 +74,7 @@ def main() -> None:
         cluster = start_cluster()
         cluster.kubectl("apply", "-k", str(ROOT / "manifests"))
         cluster.kubectl("wait", "--for=condition=Established", "crd/keycloakmonitors.monitoring.keycloak-monitor.io")
-        cluster.kubectl("apply", "-f", "-", input=monitor_manifests(keycloak))
+        cluster.apply(*monitor_manifests(keycloak))
         kubeconfig = cluster.service_account_kubeconfig("keycloak-monitor", "keycloak-monitor")
         operator = OperatorProcess(kubeconfig, "", Path(tempfile.mkdtemp(prefix="kcm-demo-")))
         operator.start()

@@ -58,6 +58,12 @@ class _Kubectl:
             raise RuntimeError(f"`kubectl {' '.join(args)}` failed ({result.returncode}): {result.stderr.strip()}")
         return result
 
+    def apply(self, *documents: dict[str, Any], check: bool = True) -> subprocess.CompletedProcess[str]:
+        """`kubectl apply` of these objects, written as JSON: every string stays a string
+        (PyYAML leaves `4e123456` bare, and kubectl's YAML reads it as a number)."""
+        stream = "\n---\n".join(json.dumps(document) for document in documents)
+        return self.kubectl("apply", "-f", "-", input=stream, check=check)
+
     def service_account_kubeconfig(self, namespace: str, name: str) -> Path:
         """A kubeconfig holding a real token of that ServiceAccount (TokenRequest API)."""
         token = self.kubectl("create", "token", name, "-n", namespace, "--duration=6h").stdout.strip()
