@@ -14,6 +14,8 @@ from .fault_injection import ScriptedKeycloak, body, once, raise_
 
 PASSWORD = "s3cr3t-never-logged"
 CREDS = Credentials(username="monitor", password=PASSWORD)
+# What Keycloak answers for an exception it did not foresee (its handler maps some to 400).
+UNKNOWN_ERROR = '{"error": "unknown_error", "error_description": "For more on this error consult the server log."}'
 
 
 def make_monitor(kc: ScriptedKeycloak, store: MetricsStore | None = None, **spec: object) -> Monitor:
@@ -32,6 +34,8 @@ def series(store: MetricsStore) -> str:
         ("/users/count", raise_(httpx.ConnectError), "connect"),
         ("/users/count", raise_(httpx.RemoteProtocolError), "connect"),
         ("/users/count", body("oops", 503), "server_error"),
+        ("/users/count", body(UNKNOWN_ERROR, 400), "server_error"),  # Keycloak's own failure
+        ("/users/count", body('{"error": "invalid_request"}', 400), "invalid_response"),
         ("/users/count", body("<html>not json"), "invalid_response"),
         ("/client-session-stats", body('[{"id": "c1", "active": "many"}]'), "invalid_response"),
         ("/protocol/openid-connect/token", body('{"no_token": 1}'), "invalid_response"),
@@ -131,4 +135,17 @@ async def test_session_listing_pages_through_every_session():
     assert outcome.snapshot.connected_users == 2500
     assert sum(1 for p in kc.seen if p.endswith("/user-sessions")) == 3
     assert 'endpoint="/clients/{id}/user-sessions",code="200"} 3.0' in series(store)
+    await monitor.close()
+
+
+async def test_a_session_page_that_fails_inside_keycloak_is_read_again():
+    """Keycloak before 26 sorts its live sessions for each page, and the sort fails now and
+    then while they are refreshed: the page is asked again and the listing stays whole."""
+    kc = ScriptedKeycloak(sessions=2500, faults={"/user-sessions": once(body(UNKNOWN_ERROR, 400))})
+    store = MetricsStore(False)
+    monitor = make_monitor(kc, store)
+    outcome = await monitor.collect(CREDS)
+    assert outcome.snapshot is not None and outcome.snapshot.connected_users == 2500
+    assert sum(1 for p in kc.seen if p.endswith("/user-sessions")) == 4  # three pages, one twice
+    assert 'part="session_listing"} 1.0' in series(store)
     await monitor.close()

@@ -180,6 +180,12 @@ class AdminClient:
             )
         if code >= 500:
             raise CollectionError(Reason.SERVER_ERROR, f"{template} answered {code}")
+        if code == 400 and _error_code(response) == "unknown_error":
+            # Keycloak's handler of exceptions it did not foresee: a failure on its side
+            # (e.g. sorting sessions that change meanwhile), not a request it refused.
+            raise CollectionError(
+                Reason.SERVER_ERROR, f"{template} failed inside Keycloak (400 unknown_error; its debug log says why)"
+            )
         raise CollectionError(Reason.INVALID_RESPONSE, f"{template} answered unexpected {code}")
 
     async def get_pages(
@@ -195,3 +201,12 @@ class AdminClient:
             items.extend(body)
             if len(body) < page_size:
                 return items
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, str) else None

@@ -12,9 +12,10 @@ times; a boundary still without one is reported, and the caller says how far it 
 An order that moves an item to the end when it changes (by last refresh) needs the pages
 read one after another: an item moved past pages already read would be missed. Its items
 also tie (refreshed in the same second) and the server may reorder a tie between two
-reads, so there the anchor must sort strictly before the last item of the page before:
-the next page then holds that item's whole tie. A fixed order lets the pages a count
-announces be read side by side.
+reads, so there each page starts `overlap` items before the tie the last page ended in,
+however long (sessions begun in one burst tie by the hundred), and its anchor must sort
+strictly before that tie: the page then holds the whole tie as one read ordered it. A
+fixed order lets the pages a count announces be read side by side.
 """
 
 from collections.abc import Awaitable, Callable
@@ -43,16 +44,34 @@ class Listing(Generic[T]):
 @dataclass
 class _Page(Generic[T]):
     items: list[tuple[str, T]]
+    first: int  # the place it was read from
     full: bool  # as long as asked: the list may go on
     keys: list[Any] | None  # sort keys of an order that moves items
 
 
-def _anchored(before: _Page[Any], page: _Page[Any]) -> bool:
-    ids = {item_id for item_id, _ in before.items}
-    if before.keys is None or page.keys is None:
-        return not ids.isdisjoint(item_id for item_id, _ in page.items)
-    last = before.keys[-1]
-    return any(item_id in ids and key < last for (item_id, _), key in zip(page.items, page.keys, strict=True))
+@dataclass
+class _Tie:
+    """Where the items sharing the last sort key read so far began."""
+
+    key: Any
+    first: int
+
+    def after(self, page: _Page[Any]) -> "_Tie":
+        assert page.keys
+        last = page.keys[-1]
+        begins = page.keys.index(last)  # sorted: its first place
+        return self if begins == 0 and last == self.key else _Tie(last, page.first + begins)
+
+
+def _anchored(seen: dict[str, Any], last_key: Any, page: _Page[Any]) -> bool:
+    """Nothing lies unread between what was read and this page: it starts at the top, or
+    holds an item read before (in an order that moves items, one sorting before the tie
+    the reading ended in; a refreshed item sorts after it)."""
+    if page.first == 0:
+        return True
+    if page.keys is None or last_key is None:
+        return any(item_id in seen for item_id, _ in page.items)
+    return any(item_id in seen and key < last_key for (item_id, _), key in zip(page.items, page.keys, strict=True))
 
 
 async def list_anchored(fetch: Fetch[T], page_size: int, overlap: int, expected: int = 0) -> Listing[T]:
@@ -60,13 +79,17 @@ async def list_anchored(fetch: Fetch[T], page_size: int, overlap: int, expected:
     first be read concurrently when the first shows a fixed order: anchors then hold
     whatever order the pages are read in."""
     listing: Listing[T] = Listing({})
+    tie: _Tie | None = None  # only in an order that moves items
 
     async def read(number: int, widen: int = 0) -> _Page[T]:
-        first = max(0, number * page_size - min(page_size, overlap << widen)) if number else 0
+        first = 0
+        if number:
+            back = min(page_size, overlap << widen)
+            first = max(0, min(number * page_size, tie.first if tie else number * page_size) - back)
         size = (number + 1) * page_size - first
         listing.requests += 1
         items, keys = await fetch(first, size)
-        return _Page(items, len(items) >= size, keys)
+        return _Page(items, first, len(items) >= size, keys)
 
     pages = [await read(0)]
     ahead = 0 if pages[0].keys is not None or not pages[0].full else -(-expected // page_size) - 1
@@ -74,17 +97,21 @@ async def list_anchored(fetch: Fetch[T], page_size: int, overlap: int, expected:
     listing.items.update(pages[0].items)
     number = 0
     while pages[number].full:
+        before = pages[number]
+        last_key = before.keys[-1] if before.keys else None
+        if before.keys:
+            tie = (tie or _Tie(None, 0)).after(before)
         number += 1
         if number == len(pages):
             pages.append(await read(number))
         widen = 0
-        while overlap and not _anchored(pages[number - 1], pages[number]):
+        while overlap and not _anchored(listing.items, last_key, pages[number]):
             if widen == MAX_REREADS:
                 listing.unanchored += 1
                 break
             widen += 1
             listing.rereads += 1
             pages[number] = await read(number, widen)
-        pages[number - 1].items = []  # its items are kept by id: hold each page once
+        before.items = []  # its items are kept by id: hold each page once
         listing.items.update(pages[number].items)
     return listing
