@@ -81,9 +81,8 @@ log = logging.getLogger(__name__)
 # The newest 26.x on Maven Central (maven-metadata.xml, checked 2026-11); KEYCLOAK_VERSION overrides.
 DEFAULT_VERSION = "26.7.3"
 KEYCLOAK_VERSION = os.environ.get("KEYCLOAK_VERSION") or DEFAULT_VERSION
-# The older line, before 26.2 changed /events (no direction=asc, dateFrom a day only): 25.0 is
-# the oldest that takes start-dev's options as they are here (its management interface, where
-# health lives, came in 25.0) and it runs on Java 17. KEYCLOAK_COMPAT_VERSION overrides.
+# The older line, before 26.2 changed /events (no direction=asc, dateFrom a day only).
+# KEYCLOAK_COMPAT_VERSION overrides; 22.0 on starts here (the management port is given from 25).
 DEFAULT_COMPAT_VERSION = "25.0.6"
 KEYCLOAK_COMPAT_VERSION = os.environ.get("KEYCLOAK_COMPAT_VERSION") or DEFAULT_COMPAT_VERSION
 MAVEN = "https://repo.maven.apache.org/maven2/org/keycloak/keycloak-quarkus-dist"
@@ -231,14 +230,11 @@ class KeycloakServer:
             *BUILD_OPTIONS,
             "--http-host=127.0.0.1",
             f"--http-port={self.port}",
-            # Health is on the management interface (default 9000): a free port of its own, so
-            # two servers never clash.
-            f"--http-management-port={self.management_port}",
         ]
-        if self._major() < 26:
-            # Before 26 the in-memory H2 database is dropped when its pool reaps the last idle
-            # connection, so a server left idle for minutes came back with no realms.
-            command.append("--db-url-properties=;DB_CLOSE_DELAY=-1")
+        if self._major() >= 25:
+            # Health is on the management interface (default 9000, since 25): a free port of
+            # its own, so two servers never clash.
+            command.append(f"--http-management-port={self.management_port}")
         if self.https:
             key = self.workdir / "key.pem"
             command += [
@@ -259,10 +255,21 @@ class KeycloakServer:
     def _environment(self) -> dict[str, str]:
         # JAVA_OPTS_KC_HEAP and JAVA_OPTS_APPEND from the caller's environment still win.
         if self._major() < 26:
-            admin = {"KEYCLOAK_ADMIN": self.admin_user, "KEYCLOAK_ADMIN_PASSWORD": self.admin_password}
+            settings = {
+                "KEYCLOAK_ADMIN": self.admin_user,
+                "KEYCLOAK_ADMIN_PASSWORD": self.admin_password,
+                # Before 26 the in-memory H2 database is dropped when its pool reaps the last
+                # idle connection, so a server left idle for minutes came back with no realms.
+                # Set here, not as an option: kc.sh before 25 evaluates its arguments, and `;`
+                # ends one.
+                "KC_DB_URL_PROPERTIES": ";DB_CLOSE_DELAY=-1",
+            }
         else:  # 26.0 on (and a home named otherwise, as in the test bed's own tests)
-            admin = {"KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user, "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password}
-        return {"JAVA_OPTS_KC_HEAP": JVM_HEAP, **os.environ, **admin}
+            settings = {
+                "KC_BOOTSTRAP_ADMIN_USERNAME": self.admin_user,
+                "KC_BOOTSTRAP_ADMIN_PASSWORD": self.admin_password,
+            }
+        return {"JAVA_OPTS_KC_HEAP": JVM_HEAP, **os.environ, **settings}
 
     def _make_certificate(self) -> None:
         if self.ca_file.exists():
