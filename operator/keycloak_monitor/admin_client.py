@@ -13,7 +13,7 @@ from .errors import CollectionError, Reason
 from .far_side import clean
 from .http_pool import HttpPools
 from .targets import TargetPolicy
-from .tokens import Account, TokenProvider
+from .tokens import Account, TokenProvider, oauth_error_body
 
 # Requests in flight per monitor: enough to overlap latency, few enough that one monitor
 # leaves most of its Keycloak's shared slots (http_pool.DEFAULT_MAX_REQUESTS) to the others.
@@ -180,7 +180,7 @@ class AdminClient:
             )
         if code >= 500:
             raise CollectionError(Reason.SERVER_ERROR, f"{template} answered {code}")
-        if code == 400 and _error_code(response) == "unknown_error":
+        if code == 400 and oauth_error_body(response).get("error") == "unknown_error":
             # Keycloak's handler of exceptions it did not foresee: a failure on its side
             # (e.g. sorting sessions that change meanwhile), not a request it refused.
             raise CollectionError(
@@ -201,12 +201,3 @@ class AdminClient:
             items.extend(body)
             if len(body) < page_size:
                 return items
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    return error if isinstance(error, str) else None

@@ -49,18 +49,22 @@ class _Page(Generic[T]):
     keys: list[Any] | None  # sort keys of an order that moves items
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Tie:
     """Where the items sharing the last sort key read so far began."""
 
     key: Any
     first: int
 
-    def after(self, page: _Page[Any]) -> "_Tie":
-        assert page.keys
-        last = page.keys[-1]
-        begins = page.keys.index(last)  # sorted: its first place
-        return self if begins == 0 and last == self.key else _Tie(last, page.first + begins)
+
+def _tie_after(tie: _Tie | None, page: _Page[Any]) -> _Tie:
+    """The tie a page ends in: begun in an earlier page when the page is that tie throughout."""
+    assert page.keys
+    last = page.keys[-1]
+    begins = page.keys.index(last)  # sorted: its first place
+    if begins == 0 and tie is not None and tie.key == last:
+        return tie
+    return _Tie(last, page.first + begins)
 
 
 def _anchored(seen: dict[str, Any], last_key: Any, page: _Page[Any]) -> bool:
@@ -84,8 +88,8 @@ async def list_anchored(fetch: Fetch[T], page_size: int, overlap: int, expected:
     async def read(number: int, widen: int = 0) -> _Page[T]:
         first = 0
         if number:
-            back = min(page_size, overlap << widen)
-            first = max(0, min(number * page_size, tie.first if tie else number * page_size) - back)
+            boundary = number * page_size if tie is None else min(number * page_size, tie.first)
+            first = max(0, boundary - min(page_size, overlap << widen))
         size = (number + 1) * page_size - first
         listing.requests += 1
         items, keys = await fetch(first, size)
@@ -98,9 +102,10 @@ async def list_anchored(fetch: Fetch[T], page_size: int, overlap: int, expected:
     number = 0
     while pages[number].full:
         before = pages[number]
-        last_key = before.keys[-1] if before.keys else None
+        last_key = None
         if before.keys:
-            tie = (tie or _Tie(None, 0)).after(before)
+            tie = _tie_after(tie, before)
+            last_key = tie.key
         number += 1
         if number == len(pages):
             pages.append(await read(number))

@@ -14,6 +14,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -197,13 +198,17 @@ class TokenProvider:
                 )
 
 
-def _oauth_error(response: httpx.Response) -> str:
-    """Keycloak's error and error_description: they name the problem, never the secret."""
+def oauth_error_body(response: httpx.Response) -> dict[str, Any]:
+    """Keycloak's error object ({"error": ..., "error_description": ...}), or {} if none."""
     try:
         body = response.json()
     except ValueError:
-        return f"HTTP {response.status_code}"
-    if not isinstance(body, dict):
-        return f"HTTP {response.status_code}"
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _oauth_error(response: httpx.Response) -> str:
+    """Keycloak's error and error_description: they name the problem, never the secret."""
+    body = oauth_error_body(response)
     parts = [str(body[k]) for k in ("error", "error_description") if body.get(k)]
     return clean(": ".join(parts)) or f"HTTP {response.status_code}"
